@@ -1,0 +1,59 @@
+"""solstice_inspect: look inside Solstice jobs from a notebook.
+
+Examples
+--------
+>>> import solstice_inspect as si
+>>> si.jobs()              # doctest: +SKIP
+>>> si.job("etl_001").table("worker_metrics")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from solstice_inspect.errors import InspectError, InvalidMessage, JobNotFound, StoreError
+from solstice_inspect.protocol import envelope
+from solstice_inspect.recorder.session import Recording
+from solstice_inspect.store import Dag, Job, Store, connect
+
+__version__ = "0.1.0"
+
+logging.getLogger("solstice_inspect").addHandler(logging.NullHandler())
+
+__all__ = [
+    "Dag",
+    "InspectError",
+    "InvalidMessage",
+    "Job",
+    "JobNotFound",
+    "Recording",
+    "Store",
+    "StoreError",
+    "__version__",
+    "connect",
+    "envelope",
+    "job",
+    "jobs",
+]
+
+
+def jobs(*, all_attempts: bool = False, store: Store | str | None = None) -> Any:
+    """Every job in the (default) store, latest attempt first; see :meth:`Store.jobs`.
+
+    Examples
+    --------
+    >>> import solstice_inspect as si, tempfile
+    >>> si.jobs(store=tempfile.mkdtemp()).empty
+    True
+    """
+    return _store(store).jobs(all_attempts=all_attempts)
+
+
+def job(job_id: str, *, attempt: str | int | None = None, store: Store | str | None = None) -> Job:
+    """One job's latest attempt (or ``attempt``) in the (default) store; see :meth:`Store.job`."""
+    return _store(store).job(job_id, attempt=attempt)
+
+
+def _store(store: Store | str | None) -> Store:
+    return store if isinstance(store, Store) else connect(store)

@@ -1,0 +1,1 @@
+"""Pure functions over Arrow / pandas: everything a view shows beyond raw rows."""

@@ -1,0 +1,246 @@
+"""``solstice-inspect``: ingest, list and show jobs from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from solstice_inspect.errors import InspectError
+from solstice_inspect.store import Store, connect
+
+
+def _store(args: argparse.Namespace) -> Store:
+    return connect(args.store)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        fh = opener(path, "rb")
+        fh.peek(1) if hasattr(fh, "peek") else None  # fail now on a bad gzip header
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    store = _store(args)
+    job_id = args.job_id
+    if job_id is None:
+        job_id = _first_job_id(path, opener)
+        if job_id is None:
+            print(f"error: no envelope with a job_id in {path}; pass --job-id", file=sys.stderr)
+            return 2
+    rec = store.record(job_id)
+    try:
+        with fh:
+            rec.ingest(fh)
+    except (OSError, EOFError) as exc:
+        rec.close()
+        print(f"error: reading {path} stopped: {exc}", file=sys.stderr)
+        return 2
+    final = rec.status != "RUNNING"
+    if final:
+        rec.finish(rec.status)
+    else:
+        rec.close()
+    stats = rec.stats
+    print(f"job {job_id} attempt {rec.attempt_id}: status {rec.status}")
+    print(
+        f"accepted {stats['accepted']}, duplicates {stats['duplicates']}, "
+        f"rejected {stats['rejected_total']}, truncated {stats['truncated']}"
+    )
+    for reason, n in sorted(stats["rejected"].items(), key=lambda kv: -kv[1]):
+        print(f"  rejected {n:>8} {reason}")
+    if not final:
+        print(
+            "note: the stream has no job_completed / job_failed message; the attempt "
+            "will read as LOST once its heartbeat is stale"
+        )
+    print(f"store: {store.root}")
+    return 0
+
+
+def _first_job_id(path: Path, opener) -> str | None:  # type: ignore[no-untyped-def]
+    from solstice_inspect.errors import InvalidMessage
+    from solstice_inspect.protocol import parse
+
+    with opener(path, "rb") as fh:
+        for i, line in enumerate(fh):
+            if i > 1000:
+                break
+            try:
+                obj = parse(line)
+            except InvalidMessage:
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("job_id"), str):
+                return obj["job_id"]
+    return None
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    df = _store(args).jobs(all_attempts=args.all_attempts)
+    if df.empty:
+        print(f"no jobs in {_store(args).root}")
+        return 0
+    cols = [
+        "job_id",
+        "attempt_id",
+        "status",
+        "start_time",
+        "duration_s",
+        "stages",
+        "workers",
+        "records_in",
+        "records_out",
+        "exceptions",
+    ]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df[cols].to_string(index=False))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from solstice_inspect.analysis.stages import bottleneck
+
+    job = _store(args).job(args.job_id, attempt=args.attempt)
+    info = job.info
+    print(f"job {job.job_id}  attempt {job.attempt_id}  status {info['status']}")
+    print(f"start {info['start_time']}  end {info['end_time']}  duration {info['duration_s']} s")
+    print(
+        f"records in {info['records_in']}  out {info['records_out']}  workers alive "
+        f"{info['workers']}  exceptions {info['exceptions']}"
+    )
+    if info["error"]:
+        print(f"error: {info['error']}")
+    summary = job.stage_summary()
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format
+    ):
+        print("\nstages")
+        print(
+            summary[
+                [
+                    "stage_id",
+                    "operator_type",
+                    "workers_alive",
+                    "input_records",
+                    "output_records",
+                    "output_rate",
+                    "queue_lag",
+                    "backpressure_level",
+                    "skew_ratio",
+                ]
+            ].to_string(index=False)
+        )
+        neck = bottleneck(summary)
+        if neck:
+            print(f"bottleneck: {neck}")
+        workers = job.workers()
+        if not workers.empty:
+            last = workers.groupby("worker_id").tail(1)
+            print(
+                f"\nworkers: {workers['worker_id'].nunique()} seen; last events: "
+                + ", ".join(f"{k} {v}" for k, v in last["event"].value_counts().items())
+            )
+            bad = last[last["event"].isin(["FAILED", "KILLED"])]
+            for row in bad.itertuples():
+                print(f"  {row.worker_id} ({row.stage_id}) {row.event}: {row.reason}")
+        groups = job.exception_groups()
+        if not groups.empty:
+            print("\nexceptions")
+            for row in groups.head(10).itertuples():
+                print(
+                    f"  {row.count:>6} x {row.exception_type}: {str(row.message)[:100]}"
+                    f"  [{', '.join(row.stages)}]"
+                )
+                if row.hint:
+                    print(f"         hint: {row.hint}")
+        chk = job.checkpoints()
+        if not chk.empty:
+            done = chk[chk["status"] == "COMPLETED"]
+            print(
+                f"\ncheckpoints: {chk['checkpoint_id'].nunique()} "
+                f"({done['checkpoint_id'].nunique()} completed), median duration "
+                f"{done['duration_ms'].median():.0f} ms, last {chk['checkpoint_id'].iloc[-1]}"
+            )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="solstice-inspect", description="Look inside Solstice jobs recorded in a store."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument(
+            "--store",
+            default=None,
+            help="store path or URI (default: $SOLSTICE_INSPECT_STORE or ./.solstice_inspect)",
+        )
+        return p
+
+    p = add(
+        "ingest", "Replay a JSON-lines file (.jsonl or .jsonl.gz) of envelopes as one new attempt."
+    )
+    p.add_argument("file")
+    p.add_argument("--job-id", default=None, help="default: the job_id of the first envelope")
+    p.set_defaults(func=cmd_ingest)
+    p = add("jobs", "List jobs (latest attempt of each).")
+    p.add_argument("--all-attempts", action="store_true", help="one row per attempt")
+    p.set_defaults(func=cmd_jobs)
+    p = add(
+        "show",
+        "Status, times, per-stage totals and rates, workers, exceptions, checkpoints of one job.",
+    )
+    p.add_argument("job_id")
+    p.add_argument("--attempt", default=None, help="attempt id (default: the latest)")
+    p.set_defaults(func=cmd_show)
+    _add_more(sub, add)
+    return parser
+
+
+def _add_more(sub, add) -> None:  # type: ignore[no-untyped-def]
+    """Commands that need optional parts (Ray): registered here, imported lazily."""
+    p = add(
+        "demo",
+        "Record the shipped sample stream (or, with Ray, run the reference pipeline) and show it.",
+    )
+    p.add_argument("--job-id", default="sample_etl")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from solstice_inspect.demo.stream import SAMPLE_PATH
+
+    args.file = str(SAMPLE_PATH)
+    code = cmd_ingest(args)
+    if code:
+        return code
+    args.attempt = None
+    print()
+    cmd_show(args)
+    root = _store(args).root
+    print(
+        f"\nnext: in Python,  import solstice_inspect as si; si.connect({root!r}).job("
+        f"{args.job_id!r}).stage_metrics()"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (InspectError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The reference instrumented pipeline and the shipped sample stream."""

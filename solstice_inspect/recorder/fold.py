@@ -1,0 +1,750 @@
+"""Fold checked envelopes into bounded state and table rows. Pure: no I/O, no clock.
+
+The :class:`Fold` keeps the rules of DESIGN §3:
+
+- dedupe on ``(source_id, sequence)`` with bounded memory per producer;
+- a worker's cumulative counters are replaced only by a newer report
+  (by ``(timestamp, sequence)``), so a late, older report never makes totals regress;
+- stage totals are the sum over every worker ever seen, alive or stopped;
+  ``workers_alive`` counts workers started and not stopped;
+- job records in / out come from source / sink stages only;
+- rates are deltas of cumulative counters over message time, never negative;
+- every row carries its message's own timestamp.
+
+Rows are tuples in schema column order (after ``job_id, attempt_id``), timestamps as
+float seconds; :mod:`solstice_inspect.recorder.rows` turns them into Arrow.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from typing import Any
+
+from solstice_inspect.analysis.exceptions import fingerprint
+from solstice_inspect.errors import InvalidMessage
+from solstice_inspect.protocol import MAX_JSON_CHARS, Envelope, cap
+
+#: log lines kept per worker; beyond it lines are counted in ``stats["logs_capped"]``
+MAX_LOG_LINES_PER_WORKER = 10_000
+#: out-of-order sequences remembered per producer before the window slides
+SEQUENCE_WINDOW = 4_096
+#: Solstice marks a stage backpressured when input lag > 5000 and clears it below 3500
+BACKPRESSURE_ON_LAG = 5_000
+BACKPRESSURE_OFF_LAG = 3_500
+
+_STOP_EVENTS = (("kill", "KILLED"), ("fail", "FAILED"), ("error", "FAILED"), ("crash", "FAILED"))
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = json.dumps(value, default=str, sort_keys=True)
+    return cap(text, MAX_JSON_CHARS)[0]
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class _Worker:
+    __slots__ = (
+        "alive",
+        "input",
+        "key",
+        "node_id",
+        "output",
+        "pid",
+        "processed",
+        "ptime",
+        "seen",
+        "stage_id",
+    )
+
+    def __init__(self, stage_id: str) -> None:
+        self.stage_id = stage_id
+        self.alive = True
+        self.key: tuple[float, int] | None = None  # (timestamp, sequence) of the newest report
+        self.input = self.output = self.processed = 0
+        self.ptime = 0.0
+        self.node_id: str | None = None
+        self.pid: int | None = None
+        self.seen = 0.0
+
+
+class _Stage:
+    __slots__ = (
+        "bp_active",
+        "bp_mark",
+        "bp_time",
+        "dirty",
+        "emit_bp",
+        "emit_input",
+        "emit_output",
+        "emit_ts",
+        "input",
+        "max_p",
+        "min_p",
+        "msg_input",
+        "msg_output",
+        "msg_workers",
+        "operator_type",
+        "output",
+        "partitions",
+        "queue_lag",
+        "stage_id",
+        "status",
+        "window",
+        "window_ts",
+        "workers",
+    )
+
+    def __init__(self, stage_id: str) -> None:
+        self.stage_id = stage_id
+        self.operator_type: str | None = None
+        self.min_p: int | None = None
+        self.max_p: int | None = None
+        self.status = "PENDING"
+        self.workers: set[str] = set()
+        self.input = self.output = 0  # sums of the newest per-worker counters
+        self.msg_workers: int | None = None  # from stage_metrics, when no lifecycle is seen
+        self.msg_input: int | None = None
+        self.msg_output: int | None = None
+        self.queue_lag: int | None = None
+        self.bp_active = False
+        self.bp_time = 0.0  # seconds spent backpressured, in message time
+        self.bp_mark: float | None = None
+        self.partitions: dict[str, int] = {}  # partition -> lag
+        self.window: int | None = None
+        self.window_ts = 0.0
+        self.emit_ts: float | None = None
+        self.emit_input = self.emit_output = 0
+        self.emit_bp = 0.0
+        self.dirty = False
+
+
+class Fold:
+    """Turn envelopes of one job attempt into rows; see the module docstring.
+
+    Parameters
+    ----------
+    job_id
+        The job; envelopes for other jobs are rejected before they reach the fold.
+    window_s
+        Width, in message time, of one ``stage_metrics`` row per stage.
+    """
+
+    def __init__(self, job_id: str, *, window_s: float = 1.0) -> None:
+        self.job_id = job_id
+        self.window_s = window_s
+        self.rows: dict[str, list[tuple]] = {}
+        self.stats: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.status = "RUNNING"
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.duration_ms: float | None = None
+        self.error: str | None = None
+        self.config: dict[str, Any] = {}
+        self.final_metrics: dict[str, Any] | None = None
+        self.dag_edges: dict[str, list[str]] = {}
+        self.stages: dict[str, _Stage] = {}
+        self.workers: dict[str, _Worker] = {}
+        self.exceptions = 0
+        self.last_ts: float | None = None
+        self._seqs: dict[str, list] = {}  # source -> [contiguous watermark, set above it]
+        self._upstream: dict[str, list[str]] = {}
+        self._log_counts: Counter[str] = Counter()
+        self._sources: list[str] | None = None
+        self._sinks: list[str] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    def _emit(self, table: str, row: tuple) -> None:
+        rows = self.rows.get(table)
+        if rows is None:
+            rows = self.rows[table] = []
+        rows.append(row)
+
+    def drain(self) -> dict[str, list[tuple]]:
+        """Hand over the rows folded so far and start a new batch."""
+        rows, self.rows = self.rows, {}
+        return rows
+
+    def is_duplicate(self, source: str, seq: int) -> bool:
+        """Remember ``(source, seq)``; True if it was seen before (or is too old to tell)."""
+        state = self._seqs.get(source)
+        if state is None:
+            state = self._seqs[source] = [-1, set()]
+        mark, above = state
+        if seq <= mark or seq in above:
+            return True
+        if seq == mark + 1:
+            mark += 1
+            while mark + 1 in above:
+                mark += 1
+                above.discard(mark)
+            state[0] = mark
+        else:
+            above.add(seq)
+            if len(above) > SEQUENCE_WINDOW:  # a producer with gaps: slide the window
+                floor = sorted(above)[len(above) // 2]
+                state[0] = floor
+                state[1] = {s for s in above if s > floor}
+                self.stats["sequence_window_slides"] += 1
+        return False
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] += 1
+
+    # ------------------------------------------------------------------ entry point
+    def apply(self, env: Envelope) -> bool:
+        """Fold one checked envelope. Returns True when it set the job's final status.
+
+        Raises ``InvalidMessage`` (before changing any state) for payloads that pass the
+        envelope check but cannot be folded, such as malformed checkpoint offsets.
+        """
+        seq = env.sequence
+        if seq is not None and self.is_duplicate(env.source_id, seq):
+            self.stats["duplicates"] += 1
+            return False
+        handler = getattr(self, "_on_" + env.message_type)
+        final = handler(env, env.payload, env.timestamp)
+        self.stats["accepted"] += 1
+        if env.truncated:
+            self.stats["truncated"] += 1
+        if self.last_ts is None or env.timestamp > self.last_ts:
+            self.last_ts = env.timestamp
+        return bool(final)
+
+    # ------------------------------------------------------------------ job
+    def set_dag(self, dag_edges: dict[str, list[str]] | None, stages: list[dict] | None) -> None:
+        """Declare the DAG (from ``job_started`` or from the recorder's own arguments)."""
+        if dag_edges:
+            self.dag_edges = {str(k): [str(d) for d in v] for k, v in dag_edges.items()}
+        for spec in stages or ():
+            if not isinstance(spec, dict) or not spec.get("stage_id"):
+                raise InvalidMessage("wrong_type", "stages[] entries need a stage_id")
+        for spec in stages or ():
+            st = self._stage(str(spec["stage_id"]))
+            st.operator_type = spec.get("operator_type") or st.operator_type
+            st.min_p = _int(spec.get("min_parallelism", st.min_p))
+            st.max_p = _int(spec.get("max_parallelism", st.max_p))
+        for up, downs in self.dag_edges.items():
+            self._stage(up)
+            for down in downs:
+                self._stage(down)
+        upstream: dict[str, list[str]] = {s: [] for s in self.stages}
+        for up, downs in self.dag_edges.items():
+            for down in downs:
+                upstream[down].append(up)
+        self._upstream = upstream
+        if self.dag_edges:
+            self._sources = [s for s, ups in upstream.items() if not ups]
+            self._sinks = [s for s in self.stages if not self.dag_edges.get(s)]
+        elif len(self.stages) == 1:
+            self._sources = self._sinks = list(self.stages)
+
+    def _job_row(self, ts: float) -> None:
+        specs = [
+            {
+                "stage_id": s.stage_id,
+                "operator_type": s.operator_type,
+                "min_parallelism": s.min_p,
+                "max_parallelism": s.max_p,
+            }
+            for s in self.stages.values()
+        ]
+        self._emit(
+            "job",
+            (
+                ts,
+                self.status,
+                self.start_time,
+                self.end_time,
+                self.duration_ms,
+                _json(self.config),
+                _json(self.dag_edges),
+                _json(specs),
+                _json(self.final_metrics),
+                self.error,
+            ),
+        )
+
+    def _on_job_started(self, env: Envelope, p: dict, ts: float) -> None:
+        self.set_dag(p.get("dag_edges"), p.get("stages"))
+        if "config" in p:
+            self.config = {**self.config, **p["config"]}
+        if self.start_time is None or ts < self.start_time:
+            self.start_time = ts
+        for st in self.stages.values():
+            self._stage_row(st, ts)
+        self._job_row(ts)
+        self._event(ts, "job_started", None, None, f"job {self.job_id} started", None, None)
+
+    def _on_job_completed(self, env: Envelope, p: dict, ts: float) -> bool:
+        status = str(p.get("status") or "COMPLETED").upper()
+        if status not in ("COMPLETED", "FAILED", "CANCELLED"):
+            status = "COMPLETED" if env.message_type == "job_completed" else "FAILED"
+        self.status = status
+        self.end_time = ts
+        if self.start_time is None:
+            self.start_time = ts - (p.get("duration_ms") or 0) / 1000.0
+        self.duration_ms = p.get("duration_ms")
+        if self.duration_ms is None:
+            self.duration_ms = round((ts - self.start_time) * 1000.0, 3)
+        self.final_metrics = p.get("final_metrics")
+        self.error = p.get("error") or self.error
+        self.close_windows()
+        self._job_row(ts)
+        self._event(
+            ts, "job_" + status.lower(), None, None, self.error or status, self.duration_ms, None
+        )
+        return True
+
+    def _on_job_failed(self, env: Envelope, p: dict, ts: float) -> bool:
+        if not p.get("status"):
+            p = {**p, "status": "FAILED"}
+        return self._on_job_completed(env, p, ts)
+
+    def finish(self, status: str, ts: float, error: str | None = None) -> None:
+        """Close the attempt from the recorder's side (no final message was received)."""
+        if self.status != "RUNNING":
+            return
+        self._on_job_completed(
+            Envelope("job_completed", self.job_id, self.job_id, ts, None, {}, False),
+            {"status": status, "error": error},
+            ts,
+        )
+
+    # ------------------------------------------------------------------ stages
+    def _stage(self, stage_id: str) -> _Stage:
+        st = self.stages.get(stage_id)
+        if st is None:
+            st = self.stages[stage_id] = _Stage(stage_id)
+            if len(self.stages) > 1 and not self.dag_edges:
+                self._sources = self._sinks = None  # ambiguous until a DAG arrives
+            elif len(self.stages) == 1 and not self.dag_edges:
+                self._sources = self._sinks = [stage_id]
+        return st
+
+    def _stage_row(self, st: _Stage, ts: float) -> None:
+        self._emit(
+            "stages",
+            (
+                ts,
+                st.stage_id,
+                st.operator_type,
+                st.min_p,
+                st.max_p,
+                list(self._upstream.get(st.stage_id, ())),
+                st.status,
+            ),
+        )
+
+    def _on_stage_started(self, env: Envelope, p: dict, ts: float) -> None:
+        st = self._stage(env.source_id)
+        st.operator_type = p.get("operator_type") or st.operator_type
+        st.min_p = _int(p.get("min_parallelism", st.min_p))
+        st.max_p = _int(p.get("max_parallelism", st.max_p))
+        self._touch(st, ts)
+        st.status = "RUNNING" if env.message_type == "stage_started" else "COMPLETED"
+        self._stage_row(st, ts)
+
+    _on_stage_completed = _on_stage_started
+
+    def _on_stage_metrics(self, env: Envelope, p: dict, ts: float) -> None:
+        parts = p.get("partition_metrics") or {}
+        rows = []
+        for pid, m in parts.items():
+            if not isinstance(m, dict):
+                raise InvalidMessage("wrong_type", f"partition_metrics[{pid}] must be an object")
+            try:
+                latest, committed = _int(m.get("latest_offset")), _int(m.get("committed_offset"))
+                lag = _int(m.get("lag"))
+            except (TypeError, ValueError):
+                raise InvalidMessage("wrong_type", f"partition_metrics[{pid}] offsets") from None
+            if lag is None and latest is not None and committed is not None:
+                lag = max(latest - committed, 0)
+            rows.append((ts, env.source_id, str(pid), latest, committed, lag, m.get("worker_id")))
+        st = self._stage(env.source_id)
+        self._touch(st, ts)
+        for row in rows:
+            self._emit("partition_metrics", row)
+            if row[5] is not None:
+                st.partitions[row[2]] = row[5]
+        if "worker_count" in p:
+            st.msg_workers = int(p["worker_count"])
+        if "input_records" in p:
+            st.msg_input = int(p["input_records"])
+        if "output_records" in p:
+            st.msg_output = int(p["output_records"])
+        if "queue_lag" in p:
+            st.queue_lag = int(p["queue_lag"])
+        elif st.partitions:
+            st.queue_lag = sum(st.partitions.values())
+        if "backpressure_active" in p:
+            self._set_backpressure(st, p["backpressure_active"], ts, None)
+
+    def _on_backpressure(self, env: Envelope, p: dict, ts: float) -> None:
+        st = self._stage(env.source_id)
+        self._touch(st, ts)
+        if "queue_lag" in p:
+            st.queue_lag = int(p["queue_lag"])
+        self._set_backpressure(st, p["active"], ts, p.get("slow_down_factor"))
+
+    def _set_backpressure(self, st: _Stage, active: bool, ts: float, factor: Any) -> None:
+        if active == st.bp_active:
+            return
+        st.bp_active = active
+        kind = "backpressure_started" if active else "backpressure_cleared"
+        meta = {"queue_lag": st.queue_lag, "slow_down_factor": factor}
+        self._event(
+            ts, kind, st.stage_id, None, f"{st.stage_id}: {kind.replace('_', ' ')}", None, meta
+        )
+
+    # ------------------------------------------------------------------ workers
+    def _worker(self, worker_id: str, stage_id: str | None, ts: float) -> _Worker:
+        w = self.workers.get(worker_id)
+        if w is None:
+            w = self.workers[worker_id] = _Worker(stage_id or "")
+            if stage_id:
+                self._stage(stage_id).workers.add(worker_id)
+        elif stage_id and not w.stage_id:
+            w.stage_id = stage_id
+            self._stage(stage_id).workers.add(worker_id)
+        if ts > w.seen:
+            w.seen = ts
+        return w
+
+    def _on_worker_started(self, env: Envelope, p: dict, ts: float) -> None:
+        self._touch(self._stage(p["stage_id"]), ts)
+        w = self._worker(env.source_id, p["stage_id"], ts)
+        w.alive = True
+        w.node_id = p.get("node_id") or w.node_id
+        w.pid = _int(p.get("pid", w.pid))
+        parts = [str(x) for x in p.get("assigned_partitions") or ()]
+        self._emit(
+            "workers",
+            (ts, env.source_id, w.stage_id, "STARTED", None, w.node_id, w.pid, parts, None, None),
+        )
+
+    def _on_worker_stopped(self, env: Envelope, p: dict, ts: float) -> None:
+        self._touch(self._stage(p["stage_id"]), ts)
+        w = self._worker(env.source_id, p["stage_id"], ts)
+        w.alive = False
+        reason = p.get("reason")
+        event = "STOPPED"
+        low = (reason or "").lower()
+        for word, name in _STOP_EVENTS:
+            if word in low:
+                event = name
+                break
+        self._emit(
+            "workers",
+            (
+                ts,
+                env.source_id,
+                w.stage_id,
+                event,
+                reason,
+                p.get("node_id") or w.node_id,
+                _int(p.get("pid", w.pid)),
+                None,
+                _int(p.get("processed_count")),
+                _int(p.get("error_count")),
+            ),
+        )
+        if event != "STOPPED":
+            self._event(
+                ts,
+                "worker_" + event.lower(),
+                w.stage_id,
+                env.source_id,
+                f"{env.source_id} {event.lower()}: {reason or ''}".strip(),
+                None,
+                None,
+            )
+
+    def _on_worker_metrics(self, env: Envelope, p: dict, ts: float) -> None:
+        w = self._worker(env.source_id, p["stage_id"], ts)
+        inp = int(p.get("input_records", 0))
+        out = int(p.get("output_records", 0))
+        processed = int(p.get("processed_count", 0))
+        ptime = float(p.get("processing_time", 0.0))
+        key = (ts, env.sequence if env.sequence is not None else -1)
+        in_rate = out_rate = None
+        if w.key is None or key > w.key:
+            st = self._stage(w.stage_id)
+            self._touch(st, ts)  # close the previous window before the counters move
+            if w.key is not None:
+                dt = ts - w.key[0]
+                if dt > 0:
+                    in_rate = max(inp - w.input, 0) / dt
+                    out_rate = max(out - w.output, 0) / dt
+            # never let a stage total fall: a restarted counter keeps the larger value
+            d_in, d_out = max(inp - w.input, 0), max(out - w.output, 0)
+            st.input += d_in
+            st.output += d_out
+            w.input += d_in
+            w.output += d_out
+            w.processed = max(w.processed, processed)
+            w.ptime = max(w.ptime, ptime)
+            w.key = key
+        else:
+            self.stats["late_reports"] += 1
+        self._emit(
+            "worker_metrics",
+            (ts, env.source_id, w.stage_id, inp, out, processed, ptime, in_rate, out_rate),
+        )
+
+    def _on_worker_resources(self, env: Envelope, p: dict, ts: float) -> None:
+        w = self._worker(env.source_id, p.get("stage_id"), ts)
+        w.node_id = p.get("node_id") or w.node_id
+        w.pid = _int(p.get("pid", w.pid))
+        self._emit(
+            "worker_resources",
+            (
+                ts,
+                env.source_id,
+                w.stage_id or None,
+                p.get("cpu_percent"),
+                p.get("memory_mb"),
+                p.get("gpu_utilization"),
+                p.get("gpu_memory_mb"),
+                w.node_id,
+                w.pid,
+            ),
+        )
+
+    # ------------------------------------------------------------------ records
+    def _owner(self, env: Envelope, p: dict) -> tuple[str | None, str | None]:
+        """(stage_id, worker_id) of a message that may come from a worker or a stage."""
+        worker_id = p.get("worker_id")
+        stage_id = p.get("stage_id")
+        src = env.source_id
+        if worker_id is None and (src in self.workers or "_w" in src) and src not in self.stages:
+            worker_id = src
+        if stage_id is None:
+            if worker_id in self.workers:
+                stage_id = self.workers[worker_id].stage_id or None
+            elif src in self.stages:
+                stage_id = src
+        return stage_id, worker_id
+
+    def _on_exception(self, env: Envelope, p: dict, ts: float) -> None:
+        stage_id, worker_id = self._owner(env, p)
+        etype, msg, trace = p["exception_type"], p.get("message", ""), p.get("stacktrace", "")
+        eid = (
+            f"{env.source_id}-{env.sequence}" if env.sequence is not None else uuid.uuid4().hex[:16]
+        )
+        self.exceptions += 1
+        self._emit(
+            "exceptions",
+            (
+                ts,
+                eid,
+                fingerprint(etype, msg, trace),
+                etype,
+                msg,
+                trace,
+                stage_id,
+                worker_id,
+                p.get("split_id"),
+                env.truncated,
+            ),
+        )
+
+    def _on_split_processed(self, env: Envelope, p: dict, ts: float) -> None:
+        parents = [str(x) for x in p.get("parent_split_ids") or ()]
+        self._emit(
+            "lineage",
+            (
+                ts,
+                p["split_id"],
+                parents,
+                p["stage_id"],
+                env.source_id,
+                _int(p.get("input_records")),
+                _int(p.get("output_records")),
+                p.get("processing_time"),
+                "PROCESSED",
+            ),
+        )
+
+    def _on_checkpoint(self, env: Envelope, p: dict, ts: float) -> None:
+        offsets = []
+        for item in p.get("offsets") or ():
+            if not isinstance(item, dict) or "partition_id" not in item:
+                raise InvalidMessage("wrong_type", "offsets[] entries need a partition_id")
+            try:
+                offsets.append(
+                    {
+                        "partition_id": str(item["partition_id"]),
+                        "topic": None if item.get("topic") is None else str(item["topic"]),
+                        "consumer_group": (
+                            None
+                            if item.get("consumer_group") is None
+                            else str(item["consumer_group"])
+                        ),
+                        "committed_offset": _int(item.get("committed_offset")),
+                        "latest_offset": _int(item.get("latest_offset")),
+                    }
+                )
+            except (TypeError, ValueError):
+                raise InvalidMessage("wrong_type", "offsets[] offsets must be integers") from None
+        trigger, done = p.get("trigger_time"), p.get("completion_time")
+        status = str(p.get("status") or ("COMPLETED" if done is not None else "IN_PROGRESS"))
+        duration = None
+        if trigger is not None and done is not None:
+            duration = round(max(done - trigger, 0.0) * 1000.0, 3)
+        stage_id = p.get("stage_id") or env.source_id
+        self._emit(
+            "checkpoints",
+            (
+                ts,
+                p.get("checkpoint_id"),
+                stage_id,
+                status.upper(),
+                trigger,
+                done,
+                duration,
+                _int(p.get("state_size_bytes")),
+                offsets,
+            ),
+        )
+
+    # ------------------------------------------------------------------ free-form
+    def _event(
+        self,
+        ts: float,
+        kind: str,
+        stage_id: str | None,
+        worker_id: str | None,
+        description: str | None,
+        duration_ms: float | None,
+        meta: Any,
+    ) -> None:
+        self._emit("events", (ts, kind, stage_id, worker_id, description, duration_ms, _json(meta)))
+
+    def _on_event(self, env: Envelope, p: dict, ts: float) -> None:
+        self._event(
+            ts,
+            p["event_type"],
+            p.get("stage_id"),
+            p.get("worker_id"),
+            p.get("description"),
+            p.get("duration_ms"),
+            p.get("metadata"),
+        )
+
+    def _on_log(self, env: Envelope, p: dict, ts: float) -> None:
+        stage_id, worker_id = self._owner(env, p)
+        key = worker_id or env.source_id
+        if self._log_counts[key] >= MAX_LOG_LINES_PER_WORKER:
+            self.stats["logs_capped"] += 1
+            return
+        self._log_counts[key] += 1
+        level = str(p.get("level") or "INFO").upper()
+        self._emit("logs", (ts, worker_id, stage_id, level, p["message"], env.truncated))
+
+    def _on_custom_metric(self, env: Envelope, p: dict, ts: float) -> None:
+        self._emit(
+            "custom_metrics",
+            (ts, env.source_id, p["name"], float(p["value"]), _json(p.get("labels"))),
+        )
+
+    # ------------------------------------------------------------------ stage windows
+    def _touch(self, st: _Stage, ts: float) -> None:
+        """Account message time for a stage; emit its previous window when a new one opens."""
+        if st.bp_mark is None:
+            st.bp_mark = ts
+        elif ts > st.bp_mark:
+            if st.bp_active:
+                st.bp_time += ts - st.bp_mark
+            st.bp_mark = ts
+        window = int(ts // self.window_s)
+        if st.window is None:
+            st.window = window
+        elif window > st.window:
+            if st.dirty:
+                self._stage_snapshot(st)
+            st.window = window
+        if ts > st.window_ts:
+            st.window_ts = ts
+        st.dirty = True
+
+    def alive_workers(self, st: _Stage) -> int:
+        if st.workers:
+            return sum(1 for w in st.workers if self.workers[w].alive)
+        return st.msg_workers or 0
+
+    def stage_totals(self, st: _Stage) -> tuple[int, int]:
+        """(input, output) of a stage: the worker sum, or the stage's own report."""
+        if st.workers:
+            return st.input, st.output
+        return st.msg_input or 0, st.msg_output or 0
+
+    def _skew(self, st: _Stage) -> float | None:
+        values = list(st.partitions.values())
+        if not values:
+            values = [self.workers[w].processed for w in st.workers if self.workers[w].alive]
+        if len(values) < 2:
+            return None
+        mean = sum(values) / len(values)
+        return max(values) / mean if mean > 0 else None
+
+    def _stage_snapshot(self, st: _Stage) -> None:
+        ts = st.window_ts
+        inp, out = self.stage_totals(st)
+        in_rate = out_rate = bp_ratio = None
+        if st.emit_ts is not None:
+            dt = ts - st.emit_ts
+            if dt > 1e-3:
+                in_rate = max(inp - st.emit_input, 0) / dt
+                out_rate = max(out - st.emit_output, 0) / dt
+                bp_ratio = min(max((st.bp_time - st.emit_bp) / dt, 0.0), 1.0)
+        if st.emit_ts is None or ts >= st.emit_ts:
+            st.emit_ts, st.emit_input, st.emit_output, st.emit_bp = ts, inp, out, st.bp_time
+        queue_lag = st.queue_lag
+        if queue_lag is None and st.partitions:
+            queue_lag = sum(st.partitions.values())
+        self._emit(
+            "stage_metrics",
+            (
+                ts,
+                st.stage_id,
+                self.alive_workers(st),
+                inp,
+                out,
+                in_rate,
+                out_rate,
+                queue_lag,
+                st.bp_active,
+                bp_ratio,
+                self._skew(st),
+            ),
+        )
+        st.dirty = False
+
+    def close_windows(self) -> None:
+        """Emit the pending window of every stage that changed (each flush and at the end)."""
+        for st in self.stages.values():
+            if st.dirty:
+                self._stage_snapshot(st)
+
+    # ------------------------------------------------------------------ summary
+    def _sum_outputs(self, stages: list[str] | None) -> int | None:
+        if stages is None:
+            return None
+        return sum(self.stage_totals(self.stages[s])[1] for s in stages if s in self.stages)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the catalog row: stages, workers alive, records in / out, exceptions."""
+        return {
+            "stages": len(self.stages),
+            "workers": sum(1 for w in self.workers.values() if w.alive and w.stage_id),
+            "records_in": self._sum_outputs(self._sources),
+            "records_out": self._sum_outputs(self._sinks),
+            "exceptions": self.exceptions,
+        }

@@ -1,0 +1,339 @@
+"""A recording: the single writer of one job attempt (``Store.record``).
+
+Envelopes are checked and folded in the caller's thread; a background thread flushes
+the folded rows at most once per ``flush_interval`` (only tables with new rows) and
+writes a catalog heartbeat every ``heartbeat_interval``. A final status (job_completed /
+job_failed, or :meth:`Recording.finish`) is flushed at once, so it is durable even when
+it is the last thing a process does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from solstice_inspect.errors import InvalidMessage, RecorderClosed
+from solstice_inspect.protocol import MAX_REJECT_RAW_CHARS, cap, valid_job_id, validate
+from solstice_inspect.recorder.fold import Fold
+from solstice_inspect.recorder.rows import to_arrow
+from solstice_inspect.schema import FINAL_STATUSES, SCHEMAS
+from solstice_inspect.store import layout
+from solstice_inspect.store.dataset import DatasetWriter
+
+if TYPE_CHECKING:
+    from solstice_inspect.store.reader import Job, Store
+
+log = logging.getLogger("solstice_inspect.recorder")
+
+_OPTIONS = (
+    "config",
+    "dag_edges",
+    "stages",
+    "flush_interval",
+    "heartbeat_interval",
+    "window_s",
+    "attempt_id",
+    "compact_every",
+)
+
+
+class Recording:
+    """The only writer of one attempt; create it with :meth:`Store.record`.
+
+    Use it as a context manager: leaving the block normally finishes the attempt as
+    COMPLETED (unless a message already set a final status); an exception finishes it
+    as FAILED with the error and is re-raised.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        *,
+        config: dict[str, Any] | None = None,
+        dag_edges: dict[str, list[str]] | None = None,
+        stages: list[dict[str, Any]] | None = None,
+        flush_interval: float = 1.0,
+        heartbeat_interval: float = 5.0,
+        window_s: float = 1.0,
+        attempt_id: str | None = None,
+        compact_every: int = 100,
+    ) -> None:
+        self.job_id = valid_job_id(job_id)
+        self.attempt_id = valid_job_id(attempt_id) if attempt_id else layout.new_attempt_id()
+        if flush_interval <= 0 or heartbeat_interval <= 0 or window_s <= 0:
+            raise ValueError("flush_interval, heartbeat_interval and window_s must be > 0")
+        self.store = store
+        self.flush_interval = float(flush_interval)
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.created = time.time()
+        self._fold = Fold(job_id, window_s=window_s)
+        if config:
+            self._fold.config = dict(config)
+        if dag_edges or stages:
+            self._fold.set_dag(dag_edges, stages)
+        self._rejects: list[tuple] = []
+        self._lock = threading.Lock()  # guards the fold and the reject buffer
+        self._write_lock = threading.Lock()  # one flush at a time, in order
+        self._writers: dict[str, DatasetWriter] = {}
+        self._compact_every = compact_every
+        self._closed = False
+        self._last_flush = 0.0
+        self._last_heartbeat = 0.0
+        self._catalog_status = ""
+        self.flushes = 0
+        self.write_errors = 0
+        self._stop = threading.Event()
+        self._catalog_row(time.time())  # the attempt is listed from its first moment
+        self._thread = threading.Thread(
+            target=self._run, name=f"solstice-recorder-{job_id}", daemon=True
+        )
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"Recording({self.job_id!r}, attempt={self.attempt_id!r}, status={self.status!r})"
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, messages: Any) -> dict[str, int]:
+        """Check and fold envelopes; return this call's counts.
+
+        Parameters
+        ----------
+        messages
+            One envelope (dict, or JSON text / bytes — several lines are several
+            envelopes) or an iterable of them (a list, a generator, an open file).
+            Order does not matter. Bad envelopes are counted and stored in ``rejects``;
+            they never stop the good ones around them.
+
+        Returns
+        -------
+        dict
+            ``accepted``, ``duplicates`` and ``rejected`` for this call.
+        """
+        if self._closed:
+            raise RecorderClosed(f"recording {self.job_id}/{self.attempt_id} is finished")
+        before = self._counts()
+        final = False
+        with self._lock:
+            for item in _items(messages):
+                final |= self._ingest_one(item)
+        if final:
+            self.flush()
+        after = self._counts()
+        return {k: after[k] - before[k] for k in after}
+
+    def _ingest_one(self, item: Any) -> bool:
+        if isinstance(item, (bytes, bytearray, str)) and not item.strip():
+            return False
+        try:
+            env = validate(item, self.job_id)
+            return self._fold.apply(env)
+        except InvalidMessage as exc:
+            self._reject(item, exc.reason, exc.detail)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+            # a shape the checks did not foresee: reject it, keep the recorder alive
+            self._reject(item, "unfoldable", f"{type(exc).__name__}: {exc}")
+        return False
+
+    def _reject(self, item: Any, reason: str, detail: str) -> None:
+        self._fold.reject(reason)
+        ts = None
+        if isinstance(item, dict) and type(item.get("timestamp")) in (int, float):
+            ts = float(item["timestamp"])
+            if not 0 <= ts < 1e11:
+                ts = None
+        if isinstance(item, (bytes, bytearray)):
+            raw = bytes(item[: MAX_REJECT_RAW_CHARS * 4]).decode("utf-8", "replace")
+        elif isinstance(item, str):
+            raw = item
+        else:
+            try:
+                raw = repr(item)[: MAX_REJECT_RAW_CHARS * 4]
+            except Exception:  # noqa: BLE001 - a hostile __repr__ must not stop the recorder
+                raw = f"<unprintable {type(item).__name__}>"
+        self._rejects.append(
+            (
+                ts if ts is not None else time.time(),
+                reason,
+                detail[:1000],
+                cap(raw, MAX_REJECT_RAW_CHARS)[0],
+            )
+        )
+
+    def _counts(self) -> dict[str, int]:
+        stats = self._fold.stats
+        return {
+            "accepted": stats["accepted"],
+            "duplicates": stats["duplicates"],
+            "rejected": sum(self._fold.rejected.values()),
+        }
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """accepted, duplicates, rejected (by reason), truncated, late reports, flushes."""
+        with self._lock:
+            stats = dict(self._fold.stats)
+            rejected = dict(self._fold.rejected)
+        return {
+            "accepted": stats.get("accepted", 0),
+            "duplicates": stats.get("duplicates", 0),
+            "rejected": rejected,
+            "rejected_total": sum(rejected.values()),
+            "truncated": stats.get("truncated", 0),
+            "late_reports": stats.get("late_reports", 0),
+            "logs_capped": stats.get("logs_capped", 0),
+            "flushes": self.flushes,
+            "write_errors": self.write_errors,
+        }
+
+    @property
+    def status(self) -> str:
+        return self._fold.status
+
+    def job(self) -> Job:
+        """This attempt as a reader sees it."""
+        from solstice_inspect.store.reader import Job
+
+        return Job(self.store, self.job_id, self.attempt_id)
+
+    # ------------------------------------------------------------------ writing
+    def _writer(self, table: str) -> DatasetWriter:
+        w = self._writers.get(table)
+        if w is None:
+            uri = layout.table_uri(self.store.root, self.job_id, self.attempt_id, table)
+            if table == "catalog":
+                uri = layout.catalog_uri(self.store.root)
+            w = self._writers[table] = DatasetWriter(
+                uri, SCHEMAS[table], compact_every=self._compact_every
+            )
+        return w
+
+    def flush(self) -> int:
+        """Write every table with new rows (one append each); return rows written."""
+        with self._write_lock:
+            with self._lock:
+                self._fold.close_windows()
+                batches = self._fold.drain()
+                if self._rejects:
+                    batches["rejects"], self._rejects = self._rejects, []
+                catalog = self._catalog_values(time.time())
+            written = 0
+            for table, rows in batches.items():
+                try:
+                    self._writer(table).append(to_arrow(table, rows, self.job_id, self.attempt_id))
+                    written += len(rows)
+                except Exception as exc:  # noqa: BLE001 - keep recording; count and log
+                    self.write_errors += 1
+                    log.error("writing %d rows of %s failed: %s", len(rows), table, exc)
+            due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
+            if due or catalog[1] != self._catalog_status or self._closed:
+                self._write_catalog(catalog)
+            self._last_flush = time.monotonic()
+            self.flushes += 1
+            return written
+
+    def _catalog_values(self, now: float) -> tuple:
+        f = self._fold
+        s = f.summary()
+        start = f.start_time if f.start_time is not None else self.created
+        return (
+            now,
+            f.status,
+            start,
+            f.end_time,
+            now,
+            self.heartbeat_interval,
+            s["stages"],
+            s["workers"],
+            s["records_in"],
+            s["records_out"],
+            s["exceptions"],
+        )
+
+    def _catalog_row(self, now: float) -> None:
+        with self._lock:
+            values = self._catalog_values(now)
+        with self._write_lock:
+            self._write_catalog(values)
+
+    def _write_catalog(self, values: tuple) -> None:
+        try:
+            self._writer("catalog").append(
+                to_arrow("catalog", [values], self.job_id, self.attempt_id)
+            )
+            self._last_heartbeat = time.monotonic()
+            self._catalog_status = values[1]
+        except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop the job
+            self.write_errors += 1
+            log.error("catalog heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        tick = min(self.flush_interval, self.heartbeat_interval) / 4
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            if now - self._last_flush >= self.flush_interval and self._pending():
+                self.flush()
+            elif now - self._last_heartbeat >= self.heartbeat_interval:
+                self._catalog_row(time.time())
+
+    def _pending(self) -> bool:
+        with self._lock:
+            f = self._fold
+            return bool(f.rows or self._rejects or any(s.dirty for s in f.stages.values()))
+
+    # ------------------------------------------------------------------ ending
+    def finish(self, status: str = "COMPLETED", *, error: str | None = None) -> None:
+        """End the attempt with ``status`` (unless a message already gave a final one),
+        flush everything, compact, and stop the background thread. Idempotent."""
+        status = status.upper()
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {sorted(FINAL_STATUSES)}, not {status!r}")
+        if self._closed:
+            return
+        with self._lock:
+            self._fold.finish(status, max(time.time(), self._fold.last_ts or 0.0), error)
+        self._close()
+
+    def close(self) -> None:
+        """Stop writing without a final status: readers will see the attempt as LOST once
+        its heartbeat is stale (an interrupted stream is not a completed job)."""
+        if not self._closed:
+            self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._stop.set()
+        self._thread.join()
+        self.flush()
+        for writer in self._writers.values():
+            writer.compact()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.finish("COMPLETED")
+        else:
+            self.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
+
+
+def _items(messages: Any) -> Iterable[Any]:
+    if isinstance(messages, dict):
+        yield messages
+    elif isinstance(messages, (str, bytes, bytearray)):
+        sep = "\n" if isinstance(messages, str) else b"\n"
+        if sep in messages:
+            yield from messages.split(sep)  # type: ignore[arg-type]
+        else:
+            yield messages
+    else:
+        try:
+            iterator = iter(messages)
+        except TypeError:
+            yield messages  # validate() rejects it with a reason
+            return
+        yield from iterator

@@ -1,0 +1,1 @@
+"""Static HTML: the offline view of a job (notebook fallback and saved reports)."""

@@ -1,0 +1,98 @@
+"""Appending to one Lance dataset the way TESTING.md measured works: few, compacted
+fragments; old versions cleaned only after a grace period that readers outlive."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import lance
+import pyarrow as pa
+
+from solstice_inspect.errors import StoreError
+
+log = logging.getLogger("solstice_inspect.store")
+
+#: appends between two compactions of one dataset
+COMPACT_EVERY = 100
+#: versions younger than this are never deleted (a reader may hold one)
+CLEANUP_GRACE = timedelta(minutes=2)
+#: fragments at least this large are left alone by compaction (bounds rewrite cost)
+TARGET_ROWS_PER_FRAGMENT = 262_144
+
+
+def open_dataset(uri: str) -> lance.LanceDataset | None:
+    """The latest version of a dataset, or None when it does not exist (yet)."""
+    try:
+        return lance.dataset(uri)
+    except (FileNotFoundError, ValueError) as exc:
+        if (
+            "not found" in str(exc).lower()
+            or "does not exist" in str(exc).lower()
+            or isinstance(exc, FileNotFoundError)
+        ):
+            return None
+        raise StoreError(f"cannot open {uri}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot open {uri}: {exc}") from exc
+
+
+class DatasetWriter:
+    """Append batches to one dataset; compact every ``compact_every`` appends."""
+
+    def __init__(
+        self,
+        uri: str,
+        schema: pa.Schema,
+        *,
+        compact_every: int = COMPACT_EVERY,
+        grace: timedelta = CLEANUP_GRACE,
+    ) -> None:
+        self.uri = uri
+        self.schema = schema
+        self.compact_every = compact_every
+        self.grace = grace
+        self.appends = 0
+        self.compactions = 0
+        self._exists = open_dataset(uri) is not None
+
+    def append(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        table = table.cast(self.schema) if table.schema != self.schema else table
+        if not self._exists:
+            try:
+                lance.write_dataset(table, self.uri, schema=self.schema, mode="create")
+                self._exists = True
+                self._after_append()
+                return
+            except (OSError, ValueError) as exc:
+                # another writer created it first (the shared catalog): append instead
+                if open_dataset(self.uri) is None:
+                    raise StoreError(f"cannot create {self.uri}: {exc}") from exc
+                self._exists = True
+        lance.write_dataset(table, self.uri, schema=self.schema, mode="append")
+        self._after_append()
+
+    def _after_append(self) -> None:
+        self.appends += 1
+        if self.compact_every and self.appends % self.compact_every == 0:
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge small fragments, then drop versions older than the grace period.
+
+        Failures are logged and counted, never raised: compaction is an optimisation and
+        another process (e.g. a concurrent recorder on the shared catalog) may race it.
+        """
+        started = time.perf_counter()
+        try:
+            ds = lance.dataset(self.uri)
+            if len(ds.get_fragments()) > 1:
+                ds.optimize.compact_files(target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT)
+            lance.dataset(self.uri).cleanup_old_versions(older_than=self.grace)
+            self.compactions += 1
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("compaction of %s skipped: %s", self.uri, exc)
+        log.debug("compacted %s in %.3fs", self.uri, time.perf_counter() - started)

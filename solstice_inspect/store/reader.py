@@ -1,0 +1,394 @@
+"""Reading a store: :class:`Store` (all jobs) and :class:`Job` (one attempt).
+
+No Ray, no Jupyter: everything here is Lance → Arrow → pandas. Running and archived
+jobs are read by this same code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+
+from solstice_inspect.errors import JobNotFound, StoreError
+from solstice_inspect.protocol import valid_job_id
+from solstice_inspect.schema import JOB_TABLES, SCHEMAS
+from solstice_inspect.store import layout
+from solstice_inspect.store.catalog import empty_catalog, latest_attempts
+from solstice_inspect.store.dataset import open_dataset
+
+if TYPE_CHECKING:
+    from solstice_inspect.recorder.session import Recording
+
+TimeLike = "dt.datetime | pd.Timestamp | float | str | None"
+
+
+def _ts_literal(value: Any, name: str) -> str:
+    """A Lance SQL timestamp literal (UTC) from a datetime, pandas Timestamp, epoch or text."""
+    try:
+        if isinstance(value, (int, float)):
+            stamp = pd.Timestamp(value, unit="s", tz="UTC")
+        else:
+            stamp = pd.Timestamp(value)
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"{name}={value!r} is not a time: pass a datetime or epoch seconds"
+        ) from exc
+    return f"TIMESTAMP '{stamp.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _last_valid(series: pd.Series) -> Any:
+    valid = series.dropna()
+    return valid.iloc[-1] if len(valid) else None
+
+
+class Store:
+    """A job store: a directory (or object-store URI) of Lance datasets.
+
+    Use :func:`solstice_inspect.connect` to get one.
+
+    Examples
+    --------
+    >>> import solstice_inspect as si, tempfile
+    >>> store = si.connect(tempfile.mkdtemp())
+    >>> store.jobs().empty
+    True
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = layout.resolve_root(root)
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
+
+    # ------------------------------------------------------------------ catalog
+    def catalog(self) -> pa.Table:
+        """Every catalog row (state changes and heartbeats of every attempt)."""
+        ds = open_dataset(layout.catalog_uri(self.root))
+        return empty_catalog() if ds is None else ds.to_table()
+
+    def jobs(self, *, all_attempts: bool = False) -> pd.DataFrame:
+        """One row per job (its latest attempt), or per attempt with ``all_attempts``.
+
+        Columns: job_id, attempt_id, status, start_time, end_time, duration_s, stages,
+        workers, records_in, records_out, exceptions, heartbeat (and ``attempts``, the
+        number of attempts of the job, when listing latest attempts).
+        """
+        df = latest_attempts(self.catalog())
+        if all_attempts or df.empty:
+            return df
+        counts = df.groupby("job_id")["attempt_id"].transform("size")
+        df = df.assign(attempts=counts)
+        return df.drop_duplicates("job_id", keep="first").reset_index(drop=True)
+
+    def job(self, job_id: str, *, attempt: str | int | None = None) -> Job:
+        """One attempt of a job: the latest, or ``attempt`` (an id, or 1-based number).
+
+        Raises
+        ------
+        JobNotFound
+            Listing the known jobs (or attempts) and the closest match.
+        """
+        valid_job_id(job_id)
+        attempts = self.attempts(job_id)
+        if attempts.empty:
+            known = sorted(set(self.jobs()["job_id"]))
+            raise JobNotFound(job_id, self.root, known)
+        ids = list(attempts["attempt_id"])  # oldest first
+        if attempt is None:
+            return Job(self, job_id, ids[-1])
+        if isinstance(attempt, int) and not isinstance(attempt, bool):
+            if 1 <= attempt <= len(ids):
+                return Job(self, job_id, ids[attempt - 1])
+        elif attempt in ids:
+            return Job(self, job_id, str(attempt))
+        raise JobNotFound(str(attempt), f"job {job_id!r}", ids, what="attempt")
+
+    def attempts(self, job_id: str) -> pd.DataFrame:
+        """Every attempt of ``job_id``, oldest first, with its latest status."""
+        df = latest_attempts(self.catalog())
+        df = df[df["job_id"] == job_id].sort_values(["start_time", "attempt_id"], kind="stable")
+        return df.reset_index(drop=True)
+
+    # ------------------------------------------------------------------ writing
+    def record(self, job_id: str, **options: Any) -> Recording:
+        """Start a new attempt of ``job_id`` and return its (only) writer.
+
+        Keyword options: ``config``, ``dag_edges``, ``stages``, ``flush_interval`` (1.0 s),
+        ``heartbeat_interval`` (5.0 s), ``window_s`` (1.0 s), ``attempt_id``.
+
+        Examples
+        --------
+        >>> import solstice_inspect as si, tempfile
+        >>> store = si.connect(tempfile.mkdtemp())
+        >>> with store.record("etl_001", config={"batch": 64}) as rec:
+        ...     _ = rec.ingest({"message_type": "job_started", "job_id": "etl_001",
+        ...                     "source_id": "etl_001", "timestamp": 1764331200.0,
+        ...                     "payload": {"dag_edges": {"read": ["write"]}}})
+        >>> store.job("etl_001").status
+        'COMPLETED'
+        """
+        from solstice_inspect.recorder.session import Recording
+
+        return Recording(self, job_id, **options)
+
+
+class Dag:
+    """The stage graph of a job: stages (with operator and parallelism) and edges."""
+
+    def __init__(self, stages: pd.DataFrame, edges: list[tuple[str, str]]) -> None:
+        self.stages = stages
+        self.edges = edges
+        downstream = {u for u, _ in edges}
+        upstream = {d for _, d in edges}
+        ids = list(stages["stage_id"]) if not stages.empty else []
+        self.sources = [s for s in ids if s not in upstream]
+        self.sinks = [s for s in ids if s not in downstream]
+
+    def __repr__(self) -> str:
+        arrows = ", ".join(f"{u}→{d}" for u, d in self.edges)
+        return f"Dag({len(self.stages)} stages: {arrows or ', '.join(self.stages['stage_id'])})"
+
+    def topological_order(self) -> list[str]:
+        ids = list(self.stages["stage_id"])
+        indeg = dict.fromkeys(ids, 0)
+        for _, d in self.edges:
+            indeg[d] = indeg.get(d, 0) + 1
+        order, ready = [], [s for s in ids if indeg.get(s, 0) == 0]
+        while ready:
+            s = ready.pop(0)
+            order.append(s)
+            for u, d in self.edges:
+                if u == s:
+                    indeg[d] -= 1
+                    if indeg[d] == 0:
+                        ready.append(d)
+        return order + [s for s in ids if s not in order]
+
+
+class Job:
+    """One attempt of one job, read from the store (running or archived alike).
+
+    Get one with :meth:`Store.job` or :func:`solstice_inspect.job`.
+    """
+
+    def __init__(self, store: Store, job_id: str, attempt_id: str) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.attempt_id = attempt_id
+
+    def __repr__(self) -> str:
+        return f"Job({self.job_id!r}, attempt={self.attempt_id!r}, status={self.status!r})"
+
+    # ------------------------------------------------------------------ tables
+    def _uri(self, table: str) -> str:
+        return layout.table_uri(self.store.root, self.job_id, self.attempt_id, table)
+
+    def table(
+        self,
+        name: str,
+        *,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        since: Any = None,
+        until: Any = None,
+    ) -> pa.Table:
+        """Read one table of this attempt as a ``pyarrow.Table``.
+
+        Parameters
+        ----------
+        name
+            One of the job tables (``docs/schema.md``).
+        columns
+            Only these columns.
+        where
+            A SQL filter pushed down to Lance, e.g. ``"stage_id = 'parse'"``.
+        since, until
+            Keep rows with ``since <= ts < until`` (datetimes or epoch seconds).
+
+        Examples
+        --------
+        >>> job.table("worker_metrics", columns=["ts", "worker_id", "output_records"],
+        ...           where="stage_id = 'parse'")  # doctest: +SKIP
+        """
+        if name not in SCHEMAS or name == "catalog":
+            raise ValueError(f"no table {name!r}; tables: {', '.join(JOB_TABLES)}")
+        schema = SCHEMAS[name]
+        if columns is not None:
+            unknown = [c for c in columns if c not in schema.names]
+            if unknown:
+                raise ValueError(
+                    f"{name} has no column(s) {unknown}; columns: {', '.join(schema.names)}"
+                )
+        filters = [f"({where})"] if where else []
+        if since is not None:
+            filters.append(f"ts >= {_ts_literal(since, 'since')}")
+        if until is not None:
+            filters.append(f"ts < {_ts_literal(until, 'until')}")
+        ds = open_dataset(self._uri(name))
+        if ds is None:
+            empty = schema.empty_table()
+            return empty.select(columns) if columns is not None else empty
+        try:
+            return ds.to_table(columns=columns, filter=" AND ".join(filters) or None)
+        except ValueError as exc:
+            raise ValueError(f"cannot read {name} where {where!r}: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._uri(name)}: {exc}") from exc
+
+    def to_pandas(self, name: str, **options: Any) -> pd.DataFrame:
+        """:meth:`table` as pandas, sorted by time."""
+        df = self.table(name, **options).to_pandas()
+        return df.sort_values("ts", kind="stable").reset_index(drop=True) if "ts" in df else df
+
+    def worker_metrics(self, **options: Any) -> pd.DataFrame:
+        """Cumulative counters and rates, one row per worker report."""
+        return self.to_pandas("worker_metrics", **options)
+
+    def stage_metrics(self, **options: Any) -> pd.DataFrame:
+        """Per-stage totals, rates, lag and backpressure, one row per stage × window."""
+        return self.to_pandas("stage_metrics", **options)
+
+    def partition_metrics(self, **options: Any) -> pd.DataFrame:
+        """Queue offsets and lag per partition."""
+        return self.to_pandas("partition_metrics", **options)
+
+    def workers(self, **options: Any) -> pd.DataFrame:
+        """Worker lifecycle events: STARTED, STOPPED, FAILED, KILLED."""
+        return self.to_pandas("workers", **options)
+
+    def worker_resources(self, **options: Any) -> pd.DataFrame:
+        """CPU / memory / GPU samples per worker."""
+        return self.to_pandas("worker_resources", **options)
+
+    def exceptions(self, **options: Any) -> pd.DataFrame:
+        """Every exception occurrence, with its fingerprint."""
+        return self.to_pandas("exceptions", **options)
+
+    def lineage(self, **options: Any) -> pd.DataFrame:
+        """One row per processed split with its parent split ids."""
+        return self.to_pandas("lineage", **options)
+
+    def checkpoints(self, **options: Any) -> pd.DataFrame:
+        """Checkpoints per stage with their committed offsets."""
+        return self.to_pandas("checkpoints", **options)
+
+    def events(self, **options: Any) -> pd.DataFrame:
+        """Timeline events (job status, backpressure changes, worker failures, custom)."""
+        return self.to_pandas("events", **options)
+
+    def logs(self, **options: Any) -> pd.DataFrame:
+        """Log lines sent through telemetry (capped per worker)."""
+        return self.to_pandas("logs", **options)
+
+    def custom_metrics(self, **options: Any) -> pd.DataFrame:
+        """User-defined metric samples."""
+        return self.to_pandas("custom_metrics", **options)
+
+    def rejects(self, **options: Any) -> pd.DataFrame:
+        """Envelopes the recorder rejected, with the reason."""
+        return self.to_pandas("rejects", **options)
+
+    # ------------------------------------------------------------------ derived
+    def exception_groups(self) -> pd.DataFrame:
+        """Exceptions grouped by fingerprint, most frequent first, with a root-cause hint."""
+        from solstice_inspect.analysis.exceptions import group_exceptions
+
+        return group_exceptions(self.exceptions())
+
+    def stage_summary(self) -> pd.DataFrame:
+        """Per stage: totals, mean rates, workers alive, backpressure level, skew."""
+        from solstice_inspect.analysis.stages import stage_summary
+
+        return stage_summary(self.stage_metrics(), self.dag)
+
+    # ------------------------------------------------------------------ state
+    def _catalog_row(self) -> dict[str, Any]:
+        df = self.store.attempts(self.job_id)
+        row = df[df["attempt_id"] == self.attempt_id]
+        if row.empty:
+            raise JobNotFound(
+                self.attempt_id, f"job {self.job_id!r}", list(df["attempt_id"]), what="attempt"
+            )
+        return row.iloc[0].to_dict()
+
+    def attempts(self) -> pd.DataFrame:
+        """Every attempt of this job, oldest first."""
+        return self.store.attempts(self.job_id)
+
+    @property
+    def status(self) -> str:
+        """RUNNING, COMPLETED, FAILED, CANCELLED or LOST (re-read on every access)."""
+        return str(self._catalog_row()["status"])
+
+    def _job_rows(self) -> pd.DataFrame:
+        return self.to_pandas("job")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """Status, times, config, DAG and counts of this attempt."""
+        row = self._catalog_row()
+        job = self._job_rows()
+        last = job.iloc[-1] if not job.empty else None
+        config = json.loads(last["config"]) if last is not None and last["config"] else {}
+        error = last["error"] if last is not None and isinstance(last["error"], str) else None
+        final = (
+            json.loads(last["final_metrics"])
+            if last is not None and isinstance(last["final_metrics"], str)
+            else None
+        )
+        duration_ms = last["duration_ms"] if last is not None else None
+        return {
+            "job_id": self.job_id,
+            "attempt_id": self.attempt_id,
+            "status": row["status"],
+            "start_time": row["start_time"],
+            "end_time": row["end_time"],
+            "duration_s": row["duration_s"],
+            "duration_ms": None if duration_ms is None or pd.isna(duration_ms) else duration_ms,
+            "heartbeat": row["heartbeat"],
+            "stages": row["stages"],
+            "workers": row["workers"],
+            "records_in": row["records_in"],
+            "records_out": row["records_out"],
+            "exceptions": row["exceptions"],
+            "config": config,
+            "dag": self.dag,
+            "error": error,
+            "final_metrics": final,
+        }
+
+    @property
+    def dag(self) -> Dag:
+        """Stages (operator type, parallelism, latest status) and upstream→downstream edges."""
+        stages = self.to_pandas("stages")
+        job = self._job_rows()
+        edges: list[tuple[str, str]] = []
+        if not job.empty and isinstance(job.iloc[-1]["dag_edges"], str):
+            for up, downs in json.loads(job.iloc[-1]["dag_edges"]).items():
+                edges.extend((up, d) for d in downs)
+        cols = ["stage_id", "operator_type", "min_parallelism", "max_parallelism", "status"]
+        if stages.empty:
+            ids = list(dict.fromkeys([s for e in edges for s in e]))
+            frame = pd.DataFrame({"stage_id": ids}).reindex(columns=cols)
+        else:
+            frame = (
+                stages.groupby("stage_id", sort=False)
+                .agg(
+                    operator_type=("operator_type", _last_valid),
+                    min_parallelism=("min_parallelism", "last"),
+                    max_parallelism=("max_parallelism", "last"),
+                    status=("status", "last"),
+                )
+                .reset_index()[cols]
+            )
+        return Dag(frame, edges)
+
+    def _repr_html_(self) -> str:
+        from solstice_inspect.report.summary import job_summary_html
+
+        return job_summary_html(self)
