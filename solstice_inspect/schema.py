@@ -29,7 +29,10 @@ OFFSET = pa.struct(
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
-    return pa.schema([pa.field(n, t) for n, t in (*_KEY, *fields)])
+    # ``batch``: the recorder's flush number, increasing within an attempt. Live readers
+    # use it as their cursor: unlike ``ts`` it also catches late rows with old timestamps,
+    # and unlike row positions it survives compaction.
+    return pa.schema([pa.field(n, t) for n, t in (*_KEY, *fields, ("batch", _I64))])
 
 
 SCHEMAS: dict[str, pa.Schema] = {

@@ -19,12 +19,17 @@ def _column(values: tuple, dtype: pa.DataType) -> pa.Array:
     return pa.array(values, type=dtype)
 
 
-def to_arrow(table: str, rows: list[tuple], job_id: str, attempt_id: str) -> pa.Table:
-    """Build one table's batch; ``rows`` are tuples in schema order after the two ids."""
+def to_arrow(
+    table: str, rows: list[tuple], job_id: str, attempt_id: str, batch: int = 0
+) -> pa.Table:
+    """Build one table's batch; ``rows`` are tuples in schema order between the two ids
+    and the trailing ``batch`` column."""
     schema = SCHEMAS[table]
     n = len(rows)
-    columns = list(zip(*rows)) if rows else [()] * (len(schema) - 2)
+    fields = list(schema)[2:-1]
+    columns = list(zip(*rows)) if rows else [()] * len(fields)
     arrays = [pa.array([job_id] * n, pa.string()), pa.array([attempt_id] * n, pa.string())]
-    for field, values in zip(list(schema)[2:], columns):
+    for field, values in zip(fields, columns):
         arrays.append(_column(values, field.type))
+    arrays.append(pa.array(np.full(n, batch, dtype=np.int64)))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -223,7 +223,9 @@ class Recording:
             written = 0
             for table, rows in batches.items():
                 try:
-                    self._writer(table).append(to_arrow(table, rows, self.job_id, self.attempt_id))
+                    self._writer(table).append(
+                        to_arrow(table, rows, self.job_id, self.attempt_id, self.flushes + 1)
+                    )
                     written += len(rows)
                 except Exception as exc:  # noqa: BLE001 - keep recording; count and log
                     self.write_errors += 1
@@ -262,7 +264,7 @@ class Recording:
     def _write_catalog(self, values: tuple) -> None:
         try:
             self._writer("catalog").append(
-                to_arrow("catalog", [values], self.job_id, self.attempt_id)
+                to_arrow("catalog", [values], self.job_id, self.attempt_id, self.flushes + 1)
             )
             self._last_heartbeat = time.monotonic()
             self._catalog_status = values[1]

@@ -46,6 +46,8 @@ def latest_attempts(catalog: pa.Table, *, now: float | None = None) -> pd.DataFr
     df.loc[lost, "status"] = "LOST"
     end = df["end_time"].where(df["end_time"].notna(), df["heartbeat"])
     df["duration_s"] = (end - df["start_time"]).dt.total_seconds()
+    for col in ("stages", "workers", "records_in", "records_out", "exceptions"):
+        df[col] = df[col].astype("Int64")
     df = df.sort_values(["start_time", "attempt_id"], ascending=False, kind="stable")
     return df[LISTING_COLUMNS].reset_index(drop=True)
 
