@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from solstice_inspect.errors import InspectError, InvalidMessage, JobNotFound, StoreError
+from solstice_inspect.live import LiveJob, attach
 from solstice_inspect.protocol import envelope
 from solstice_inspect.recorder.session import Recording
 from solstice_inspect.store import Dag, Job, Store, connect
@@ -27,15 +28,39 @@ __all__ = [
     "InvalidMessage",
     "Job",
     "JobNotFound",
+    "JobRecorder",
+    "LiveJob",
     "Recording",
     "Store",
     "StoreError",
+    "Telemetry",
     "__version__",
+    "attach",
     "connect",
     "envelope",
     "job",
     "jobs",
+    "running_jobs",
 ]
+
+# Ray is imported only when one of these is first used (``import solstice_inspect`` must
+# stay fast and work where Ray is not installed).
+_LAZY = {
+    "JobRecorder": "solstice_inspect.recorder.actor",
+    "Telemetry": "solstice_inspect.recorder.client",
+    "running_jobs": "solstice_inspect.ray_tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'solstice_inspect' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def jobs(*, all_attempts: bool = False, store: Store | str | None = None) -> Any:
