@@ -212,7 +212,11 @@ class Recording:
         return w
 
     def flush(self) -> int:
-        """Write every table with new rows (one append each); return rows written."""
+        """Write every table with new rows (one append each) and a catalog row with the
+        current counts; return the number of rows written."""
+        return self._flush(catalog_always=True)
+
+    def _flush(self, *, catalog_always: bool) -> int:
         with self._write_lock:
             with self._lock:
                 self._fold.close_windows()
@@ -231,7 +235,7 @@ class Recording:
                     self.write_errors += 1
                     log.error("writing %d rows of %s failed: %s", len(rows), table, exc)
             due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
-            if due or catalog[1] != self._catalog_status or self._closed:
+            if catalog_always or due or catalog[1] != self._catalog_status:
                 self._write_catalog(catalog)
             self._last_flush = time.monotonic()
             self.flushes += 1
@@ -277,7 +281,7 @@ class Recording:
         while not self._stop.wait(tick):
             now = time.monotonic()
             if now - self._last_flush >= self.flush_interval and self._pending():
-                self.flush()
+                self._flush(catalog_always=False)
             elif now - self._last_heartbeat >= self.heartbeat_interval:
                 self._catalog_row(time.time())
 
