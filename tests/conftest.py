@@ -26,7 +26,7 @@ def msg() -> Callable[..., dict[str, Any]]:
         source: str,
         ts: float,
         payload: dict | None = None,
-        seq: int | None | str = "auto",
+        seq: int | str | None = "auto",
         job_id: str = "j1",
     ) -> dict[str, Any]:
         if seq == "auto":

@@ -114,7 +114,8 @@ def test_oversize_messages_are_stored_truncated_and_marked(store, msg):
     job = store.job("j1")
     exc = job.exceptions().iloc[0]
     assert bool(exc["truncated"])
-    assert exc["message"].endswith("chars]") and len(exc["message"]) < 8_300
+    assert exc["message"].endswith("chars]")
+    assert len(exc["message"]) < 8_300
     assert bool(job.logs()["truncated"].iloc[0])
     assert rec.stats["truncated"] == 2
 
@@ -126,5 +127,6 @@ def test_a_hostile_object_is_rejected_and_the_recorder_goes_on(store, msg):
 
     with store.record("j1") as rec:
         counts = rec.ingest([Weird(), started(msg), object(), None])
-    assert counts["accepted"] == 1 and counts["rejected"] == 3
+    assert counts["accepted"] == 1
+    assert counts["rejected"] == 3
     assert store.job("j1").status == "COMPLETED"

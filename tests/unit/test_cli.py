@@ -43,7 +43,8 @@ def test_ingest_counts_rejections_and_still_exits_zero(tmp_path, capsys):
     assert main(["ingest", str(path), "--store", store]) == 0
     out = capsys.readouterr().out
     assert f"accepted {len(msgs)}, duplicates 1, rejected 2" in out
-    assert "invalid_json" in out and "unknown_message_type" in out
+    assert "invalid_json" in out
+    assert "unknown_message_type" in out
     assert "status COMPLETED" in out
     assert main(["jobs", "--store", store]) == 0
     assert "etl_cli" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import time
 
 import pandas as pd
@@ -121,7 +122,7 @@ def test_table_reads_columns_filters_and_time_ranges(store, msg):
     assert job.table("worker_metrics", since=since_dt).num_rows == 2
     assert job.table("lineage").num_rows == 0  # a table nobody wrote is empty, with its schema
     assert "parent_split_ids" in job.table("lineage").column_names
-    with pytest.raises(ValueError, match="tables: .*worker_metrics"):
+    with pytest.raises(ValueError, match=r"tables: .*worker_metrics"):
         job.table("worker_metric")
     with pytest.raises(ValueError, match="no column"):
         job.table("worker_metrics", columns=["nope"])
@@ -134,7 +135,8 @@ def test_dag_and_info(store, msg):
         rec.ingest(started(msg))
     job = store.job("j1")
     assert sorted(job.dag.edges) == [("mid", "sink"), ("src", "mid")]
-    assert job.dag.sources == ["src"] and job.dag.sinks == ["sink"]
+    assert job.dag.sources == ["src"]
+    assert job.dag.sinks == ["sink"]
     assert job.dag.topological_order() == ["src", "mid", "sink"]
     assert job.info["config"] == {"owner": "data-eng", "batch": 64}
     assert "<h3>j1" in job._repr_html_()
@@ -143,10 +145,8 @@ def test_dag_and_info(store, msg):
 def test_the_shipped_sample_reads_back_consistently(store):
     from solstice_inspect.demo.stream import SAMPLE_PATH
 
-    with store.record("sample_etl") as rec, open(SAMPLE_PATH, "rb") as fh:
-        import gzip
-
-        rec.ingest(gzip.open(fh))
+    with store.record("sample_etl") as rec, gzip.open(SAMPLE_PATH, "rb") as fh:
+        rec.ingest(fh)
     job = store.job("sample_etl")
     summary = job.stage_summary().set_index("stage_id")
     assert list(summary.index) == ["source", "parse", "filter", "enrich", "sink"]
