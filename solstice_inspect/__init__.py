@@ -36,9 +36,11 @@ __all__ = [
     "Telemetry",
     "__version__",
     "attach",
+    "charts",
     "connect",
     "envelope",
     "job",
+    "job_monitor",
     "jobs",
     "running_jobs",
 ]
@@ -49,6 +51,9 @@ _LAZY = {
     "JobRecorder": "solstice_inspect.recorder.actor",
     "Telemetry": "solstice_inspect.recorder.client",
     "running_jobs": "solstice_inspect.ray_tools",
+    # widget dependencies (anywidget, ipycytoscape, altair) load on first use too
+    "job_monitor": "solstice_inspect.widgets",
+    "charts": "solstice_inspect.charts",
 }
 
 
@@ -58,7 +63,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'solstice_inspect' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    imported = importlib.import_module(module)
+    value = imported if module.endswith(f".{name}") else getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -1,0 +1,153 @@
+"""Altair descriptions of the job charts: output rate, queue lag and backpressure per stage.
+
+The same descriptions serve two renderers: users get ``alt.Chart`` objects to restyle and
+display themselves (``si.charts.throughput(job)``), and :func:`job_monitor` sends their
+Vega-Lite specs (with a named data source instead of inline rows) to the vega-embed
+bundled in its own JavaScript, which then streams new rows in without redrawing.
+
+Examples
+--------
+>>> import solstice_inspect as si                 # doctest: +SKIP
+>>> si.charts.throughput(si.job("etl_001")).properties(width=600)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from solstice_inspect.analysis.downsample import MAX_POINTS, downsample
+
+if TYPE_CHECKING:
+    import altair as alt
+
+    from solstice_inspect.store.reader import Job
+
+__all__ = ["CHARTS", "backpressure", "queue_lag", "series", "throughput", "vega_lite_spec"]
+
+#: chart name -> (stage_metrics column, title, y axis title)
+CHARTS: dict[str, tuple[str, str, str]] = {
+    "throughput": ("output_rate", "Output rate per stage", "records / s"),
+    "queue_lag": ("queue_lag", "Queue lag per stage", "messages"),
+    "backpressure": ("backpressure_ratio", "Backpressure ratio per stage", "fraction of time"),
+}
+#: name of the data source the widget's specs read
+DATA_NAME = "series"
+
+
+def _altair() -> Any:
+    try:
+        import altair as alt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("charts need altair: pip install 'solstice_inspect[widgets]'") from exc
+    return alt
+
+
+def series(stage_metrics: pd.DataFrame, chart: str) -> pd.DataFrame:
+    """Long-form points ``t`` (datetime), ``stage``, ``v`` of one chart, sorted by time.
+
+    Parameters
+    ----------
+    stage_metrics
+        The ``stage_metrics`` table as pandas (``Job.stage_metrics()``).
+    chart
+        One of ``CHARTS``: ``throughput``, ``queue_lag``, ``backpressure``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> sm = pd.DataFrame({"ts": pd.to_datetime([1, 2], unit="s", utc=True),
+    ...     "stage_id": ["a", "a"], "output_rate": [1.0, 2.0], "queue_lag": [0, 3],
+    ...     "backpressure_ratio": [None, 0.5], "backpressure_active": [True, False]})
+    >>> series(sm, "backpressure")["v"].tolist()
+    [1.0, 0.5]
+    """
+    if chart not in CHARTS:
+        raise ValueError(f"no chart {chart!r}; charts: {', '.join(CHARTS)}")
+    column = CHARTS[chart][0]
+    if stage_metrics.empty:
+        return pd.DataFrame({"t": pd.Series([], dtype="datetime64[us, UTC]"), "stage": [], "v": []})
+    v = stage_metrics[column].astype(float)
+    if column == "backpressure_ratio" and "backpressure_active" in stage_metrics:
+        # a window without a ratio still knows whether the stage was backpressured
+        v = v.fillna(stage_metrics["backpressure_active"].astype(float))
+    out = pd.DataFrame({"t": stage_metrics["ts"], "stage": stage_metrics["stage_id"], "v": v})
+    return out.sort_values("t", kind="stable").reset_index(drop=True)
+
+
+def _chart(data: Any, chart: str) -> alt.Chart:
+    alt = _altair()
+    _, title, y_title = CHARTS[chart]
+    return (
+        alt.Chart(data, title=title)
+        .mark_line(interpolate="monotone", strokeWidth=1.5)
+        .encode(
+            x=alt.X("t:T", title="time"),
+            y=alt.Y("v:Q", title=y_title),
+            color=alt.Color("stage:N", title="stage"),
+            tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("t:T"), alt.Tooltip("v:Q", format=",.2f")],
+        )
+        .properties(width=360, height=180)
+    )
+
+
+def _from_job(job: Job, chart: str, max_points: int) -> alt.Chart:
+    points = series(job.stage_metrics(), chart)
+    points = downsample(points, "t", "v", by="stage", max_points=max_points)
+    # Vega-Lite reads ISO strings reliably; naive datetimes would be taken as local time
+    points = points.assign(t=points["t"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    return _chart(points, chart)
+
+
+def throughput(job: Job, *, max_points: int = MAX_POINTS) -> alt.Chart:
+    """Output rate (records / s) per stage over time, ≤ ``max_points`` points per stage.
+
+    Examples
+    --------
+    >>> chart = si.charts.throughput(job)               # doctest: +SKIP
+    >>> chart.properties(width=800).interactive()       # doctest: +SKIP
+    """
+    return _from_job(job, "throughput", max_points)
+
+
+def queue_lag(job: Job, *, max_points: int = MAX_POINTS) -> alt.Chart:
+    """Input queue lag (messages) per stage over time, ≤ ``max_points`` points per stage.
+
+    Examples
+    --------
+    >>> si.charts.queue_lag(job).save("lag.svg")        # doctest: +SKIP
+    """
+    return _from_job(job, "queue_lag", max_points)
+
+
+def backpressure(job: Job, *, max_points: int = MAX_POINTS) -> alt.Chart:
+    """Fraction of each window a stage was backpressured, per stage over time.
+
+    Examples
+    --------
+    >>> si.charts.backpressure(job)                     # doctest: +SKIP
+    """
+    return _from_job(job, "backpressure", max_points)
+
+
+def vega_lite_spec(chart: str) -> dict[str, Any]:
+    """The Vega-Lite spec of one chart reading the named data source ``"series"``
+    (rows ``{t: epoch ms, stage, v}``), as the widget renders it.
+
+    Examples
+    --------
+    >>> vega_lite_spec("queue_lag")["data"]
+    {'name': 'series'}
+    """
+    alt = _altair()
+    spec = _chart(alt.NamedData(name=DATA_NAME), chart).to_dict()
+    spec.pop("datasets", None)
+    return spec
+
+
+def svg(chart: alt.Chart) -> str:
+    """Render an Altair chart to SVG offline (vl-convert), for static HTML fallbacks."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(chart.to_dict())

@@ -1,0 +1,285 @@
+"""What the monitor shows, folded from a job's rows: the initial read of an archived or
+running attempt, then the new rows of each live poll. Pure data: no widget here, so the
+figures can be tested without Jupyter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from solstice_inspect.analysis.exceptions import group_exceptions
+from solstice_inspect.analysis.stages import stage_summary
+
+if TYPE_CHECKING:
+    from solstice_inspect.store.reader import Job
+
+#: the tables the monitor reads (and follows live), with the columns it needs
+TABLES: dict[str, list[str] | None] = {
+    "stage_metrics": None,
+    "worker_metrics": [
+        "ts",
+        "worker_id",
+        "stage_id",
+        "input_records",
+        "output_records",
+        "processed_count",
+        "input_rate",
+        "output_rate",
+        "batch",
+    ],
+    "workers": ["ts", "worker_id", "stage_id", "event", "reason", "node_id", "batch"],
+    "worker_resources": [
+        "ts",
+        "worker_id",
+        "stage_id",
+        "cpu_percent",
+        "memory_mb",
+        "gpu_utilization",
+        "gpu_memory_mb",
+        "batch",
+    ],
+    "partition_metrics": None,
+    "exceptions": None,
+    "job": None,
+    "stages": None,
+}
+FINAL = ("COMPLETED", "FAILED", "CANCELLED")
+SPARK_POINTS = 60
+
+
+def _latest(frame: pd.DataFrame | None, new: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    both = new if frame is None or frame.empty else pd.concat([frame, new], ignore_index=True)
+    both = both.sort_values("ts", kind="stable")
+    return both.drop_duplicates(keys, keep="last").reset_index(drop=True)
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None or (not isinstance(value, pd.Timestamp) and pd.isna(value)):
+        return None
+    ts = pd.Timestamp(value)
+    if pd.isna(ts):
+        return None
+    return ts.timestamp()
+
+
+class JobState:
+    """Stage metrics, the latest row per worker / partition, exceptions and the catalog
+    row of one attempt, kept up to date by :meth:`add`.
+
+    Parameters
+    ----------
+    job
+        The attempt.
+    rows
+        The initial rows per table (e.g. a ``LiveJob``'s first poll); read from the store
+        when None.
+    clock
+        Returns "now" in epoch seconds (tests pass a fixed clock).
+    """
+
+    def __init__(
+        self, job: Job, rows: dict[str, pa.Table] | None = None, *, clock: Any = time.time
+    ) -> None:
+        self.job = job
+        self.clock = clock
+        self.stage_metrics = pd.DataFrame()
+        self.workers_latest: pd.DataFrame | None = None
+        self.worker_events: pd.DataFrame | None = None
+        self.resources: pd.DataFrame | None = None
+        self.partitions: pd.DataFrame | None = None
+        self.exceptions = pd.DataFrame()
+        self.config: dict[str, Any] = {}
+        self.catalog: dict[str, Any] = {}
+        self.dag = job.dag
+        if rows is None:
+            rows = {name: job.table(name, columns=cols) for name, cols in TABLES.items()}
+        self.add(rows)
+        self.refresh_catalog()
+
+    # ------------------------------------------------------------------ folding
+    def add(self, rows: dict[str, pa.Table]) -> set[str]:
+        """Fold new rows in; return the names of the tables that brought any."""
+        changed = set()
+        for name, table in rows.items():
+            if name not in TABLES or table is None or table.num_rows == 0:
+                continue
+            cols = TABLES[name]
+            if cols is not None:
+                table = table.select([c for c in cols if c in table.column_names])
+            df = table.to_pandas()
+            changed.add(name)
+            if name == "stage_metrics":
+                self.stage_metrics = (
+                    df
+                    if self.stage_metrics.empty
+                    else pd.concat([self.stage_metrics, df], ignore_index=True)
+                )
+                self.stage_metrics = self.stage_metrics.sort_values("ts", kind="stable")
+            elif name == "worker_metrics":
+                self.workers_latest = _latest(self.workers_latest, df, ["worker_id"])
+            elif name == "workers":
+                self.worker_events = _latest(self.worker_events, df, ["worker_id"])
+            elif name == "worker_resources":
+                self.resources = _latest(self.resources, df, ["worker_id"])
+            elif name == "partition_metrics":
+                self.partitions = _latest(self.partitions, df, ["stage_id", "partition_id"])
+            elif name == "exceptions":
+                self.exceptions = (
+                    df if self.exceptions.empty else pd.concat([self.exceptions, df])
+                ).reset_index(drop=True)
+            elif name == "job":
+                last = df.sort_values("ts").iloc[-1]
+                if isinstance(last.get("config"), str) and last["config"]:
+                    self.config = json.loads(last["config"])
+                self.dag = self.job.dag
+            elif name == "stages":
+                self.dag = self.job.dag
+        return changed
+
+    def refresh_catalog(self) -> dict[str, Any]:
+        """Re-read this attempt's catalog row (status, counts, heartbeat)."""
+        self.catalog = self.job._catalog_row()
+        return self.catalog
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def status(self) -> str:
+        return str(self.catalog.get("status", "?"))
+
+    @property
+    def running(self) -> bool:
+        return self.status == "RUNNING"
+
+    def summary(self) -> pd.DataFrame:
+        """Per-stage figures (``analysis.stages.stage_summary``)."""
+        return stage_summary(self.stage_metrics, self.dag)
+
+    def _stage_rate(self, stages: list[str], column: str) -> tuple[float | None, list[float]]:
+        sm = self.stage_metrics
+        if sm.empty or not stages:
+            return None, []
+        part = sm[sm["stage_id"].isin(stages)]
+        if part.empty:
+            return None, []
+        by_ts = part.groupby("ts")[column].sum(min_count=1).dropna()
+        spark = [round(float(v), 2) for v in by_ts.tail(SPARK_POINTS)]
+        last = part.sort_values("ts").groupby("stage_id")[column].last()
+        return _num(last.sum()), spark
+
+    def header(self) -> tuple[dict[str, Any], list[float]]:
+        """The header's figures (a small dict) and the sparkline of the output rate."""
+        cat = self.catalog
+        now = self.clock()
+        start = _epoch(cat.get("start_time"))
+        end = _epoch(cat.get("end_time"))
+        status = self.status
+        if status == "RUNNING" and start is not None:
+            elapsed = now - start
+        elif start is not None and end is not None:
+            elapsed = end - start
+        else:
+            elapsed = _num(cat.get("duration_s"))
+        reason = ""
+        if status == "LOST":
+            hb = _epoch(cat.get("heartbeat"))
+            reason = (
+                f"no heartbeat for {now - hb:.0f} s (recorder gone?)"
+                if hb is not None
+                else "no heartbeat"
+            )
+        rate_in, _ = self._stage_rate(list(self.dag.sources), "output_rate")
+        rate_out, spark = self._stage_rate(list(self.dag.sinks), "output_rate")
+        records_in = _num(cat.get("records_in"))
+        total = _num(self.config.get("total_records"))
+        progress = eta = None
+        if total and records_in is not None:
+            progress = min(1.0, records_in / total)
+            if status in FINAL:
+                eta = 0.0
+            elif rate_in:
+                eta = max(0.0, (total - records_in) / rate_in)
+        head = {
+            "job_id": self.job.job_id,
+            "attempt_id": self.job.attempt_id,
+            "status": status,
+            "status_reason": reason,
+            "running": status == "RUNNING",
+            "elapsed_s": None if elapsed is None else round(elapsed, 1),
+            "progress": None if progress is None else round(progress, 4),
+            "eta_s": None if eta is None else round(eta),
+            "records_in": records_in,
+            "records_out": _num(cat.get("records_out")),
+            "rate_in": None if rate_in is None else round(rate_in, 1),
+            "rate_out": None if rate_out is None else round(rate_out, 1),
+            "workers": _num(cat.get("workers")),
+            "exceptions": _num(cat.get("exceptions")),
+        }
+        return head, spark
+
+    def worker_table(self) -> pd.DataFrame:
+        """One row per worker: status, stage, counts, rates, resources, last seen."""
+        cols = [
+            "worker_id",
+            "stage_id",
+            "status",
+            "input_records",
+            "output_records",
+            "output_rate",
+            "cpu_percent",
+            "memory_mb",
+            "gpu_utilization",
+            "last_seen",
+        ]
+        frames = [
+            f for f in (self.workers_latest, self.worker_events, self.resources) if f is not None
+        ]
+        if not frames:
+            return pd.DataFrame(columns=cols)
+        ids = pd.concat([f[["worker_id", "stage_id"]] for f in frames]).drop_duplicates(
+            "worker_id", keep="last"
+        )
+        out = ids.set_index("worker_id")
+        last_seen = pd.Series(dtype="datetime64[us, UTC]")
+        if self.workers_latest is not None:
+            m = self.workers_latest.set_index("worker_id")
+            out = out.join(m[["input_records", "output_records", "output_rate"]])
+            last_seen = m["ts"]
+        if self.worker_events is not None:
+            ev = self.worker_events.set_index("worker_id")
+            out["status"] = ev["event"].replace({"STARTED": "RUNNING"})
+            last_seen = pd.concat([last_seen, ev["ts"]]).groupby(level=0).max()
+        if self.resources is not None:
+            r = self.resources.set_index("worker_id")
+            out = out.join(r[["cpu_percent", "memory_mb", "gpu_utilization"]])
+            last_seen = pd.concat([last_seen, r["ts"]]).groupby(level=0).max()
+        out["last_seen"] = last_seen
+        out = out.reset_index().reindex(columns=cols)
+        return out.sort_values(["stage_id", "worker_id"], kind="stable").reset_index(drop=True)
+
+    def exception_groups(self) -> pd.DataFrame:
+        """Exceptions grouped by fingerprint (``analysis.exceptions.group_exceptions``)."""
+        return group_exceptions(self.exceptions)
+
+    def stage_partitions(self, stage_id: str) -> pd.DataFrame:
+        """Latest offsets and lag of each partition of one stage."""
+        cols = ["partition_id", "latest_offset", "committed_offset", "lag", "worker_id"]
+        if self.partitions is None:
+            return pd.DataFrame(columns=cols)
+        p = self.partitions[self.partitions["stage_id"] == stage_id]
+        return p.sort_values("partition_id")[cols].reset_index(drop=True)
