@@ -179,10 +179,12 @@ PAYLOAD_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
 
 #: string fields with their own cap (others: MAX_MESSAGE_CHARS)
 _STRING_CAPS = {"stacktrace": MAX_STACKTRACE_CHARS}
+_INF = math.inf
 
 
 class Envelope(NamedTuple):
-    """A checked envelope. ``payload`` is a new dict; strings in it are capped."""
+    """A checked envelope. ``payload`` is the producer's dict unless a value had to change
+    (a capped string, an id given as a number): then it is a copy. It is never mutated."""
 
     message_type: str
     job_id: str
@@ -307,13 +309,14 @@ def validate(obj: Any, job_id: str | None = None) -> Envelope:
         raise InvalidMessage("wrong_type", "job_id must be a string")
     if job_id is not None and jid != job_id:
         raise InvalidMessage("job_id_mismatch", f"{jid[:130]!r} is not {job_id!r}")
-    if JOB_ID_RE.fullmatch(jid) is None:
+    if job_id is None and JOB_ID_RE.fullmatch(jid) is None:  # a given job_id is checked
         raise InvalidMessage("bad_job_id", repr(jid[:130]))
     if type(source) is not str:
         raise InvalidMessage("wrong_type", "source_id must be a string")
     if len(source) > MAX_ID_CHARS:
         raise InvalidMessage("oversize_id", f"source_id of {len(source)} chars")
-    ts = _number("timestamp", ts, counter=True)
+    if type(ts) is not float or not 0.0 <= ts < _INF:
+        ts = _number("timestamp", ts, counter=True)
     seq = obj.get("sequence")
     if seq is not None and (type(seq) is not int or seq < 0):
         raise InvalidMessage("wrong_type", "sequence must be a non-negative integer or null")
@@ -329,42 +332,62 @@ def validate(obj: Any, job_id: str | None = None) -> Envelope:
 def _check_payload(
     mtype: str, spec: dict[str, tuple[str, bool]], raw: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    out: dict[str, Any] = {}
+    # The hot path of ingest: common shapes (ints, finite floats, short ids, flat lists)
+    # are checked inline; anything unusual falls through to the general checks.
+    out: dict[str, Any] | None = None  # copied only when a value must change
     truncated = False
     for name, (kind, required) in spec.items():
         value = raw.get(name)
+        original = value
         if value is None:
             if required:
                 raise InvalidMessage("missing_field", f"payload.{name} ({mtype})")
             continue
-        if kind == "c" or kind == "n":
-            value = _number(f"payload.{name}", value, kind == "c")
+        vtype = type(value)
+        if kind == "c":
+            if vtype is int:
+                if value < 0:
+                    raise InvalidMessage("negative", f"payload.{name} is {value}")
+            elif vtype is float and 0.0 <= value < _INF:
+                pass
+            else:
+                value = _number(f"payload.{name}", value, True)
         elif kind == "x":
-            if type(value) is not str:
-                if type(value) is int:  # ids that are numbers (partition 3) are fine as text
+            if vtype is not str:
+                if vtype is int:  # ids that are numbers (partition 3) are fine as text
                     value = str(value)
                 else:
                     raise InvalidMessage("wrong_type", f"payload.{name} must be a string")
             if len(value) > MAX_ID_CHARS:
                 raise InvalidMessage("oversize_id", f"payload.{name} of {len(value)} chars")
+        elif kind == "n":
+            value = _number(f"payload.{name}", value, False)
         elif kind == "s":
-            if type(value) is not str:
+            if vtype is not str:
                 raise InvalidMessage("wrong_type", f"payload.{name} must be a string")
-            value, cut = cap(value, _STRING_CAPS.get(name, MAX_MESSAGE_CHARS))
-            truncated |= cut
+            if len(value) > MAX_MESSAGE_CHARS:
+                value, cut = cap(value, _STRING_CAPS.get(name, MAX_MESSAGE_CHARS))
+                truncated |= cut
         elif kind == "b":
-            if type(value) is not bool:
+            if vtype is not bool:
                 raise InvalidMessage("wrong_type", f"payload.{name} must be true or false")
         elif kind == "d":
-            if type(value) is not dict:
+            if vtype is not dict:
                 raise InvalidMessage("wrong_type", f"payload.{name} must be an object")
             _check_json_finite(f"payload.{name}", value)
         elif kind == "l":
-            if type(value) is not list and type(value) is not tuple:
+            if vtype is not list and vtype is not tuple:
                 raise InvalidMessage("wrong_type", f"payload.{name} must be a list")
-            _check_json_finite(f"payload.{name}", value)
-        out[name] = value
-    return out, truncated
+            for item in value:
+                itype = type(item)
+                if itype is not int and itype is not str:
+                    _check_json_finite(f"payload.{name}", value)
+                    break
+        if value is not original:
+            if out is None:
+                out = dict(raw)
+            out[name] = value
+    return (raw if out is None else out), truncated
 
 
 def envelope(

@@ -24,7 +24,7 @@ from typing import Any
 
 from solstice_inspect.analysis.exceptions import fingerprint
 from solstice_inspect.errors import InvalidMessage
-from solstice_inspect.protocol import MAX_JSON_CHARS, Envelope, cap
+from solstice_inspect.protocol import MAX_JSON_CHARS, MESSAGE_TYPES, Envelope, cap
 
 #: log lines kept per worker; beyond it lines are counted in ``stats["logs_capped"]``
 MAX_LOG_LINES_PER_WORKER = 10_000
@@ -156,6 +156,7 @@ class Fold:
         self._seqs: dict[str, list] = {}  # source -> [contiguous watermark, set above it]
         self._upstream: dict[str, list[str]] = {}
         self._log_counts: Counter[str] = Counter()
+        self._handlers = {t: getattr(self, "_on_" + t) for t in MESSAGE_TYPES}
         self._sources: list[str] | None = None
         self._sinks: list[str] | None = None
 
@@ -208,8 +209,7 @@ class Fold:
         if seq is not None and self.is_duplicate(env.source_id, seq):
             self.stats["duplicates"] += 1
             return False
-        handler = getattr(self, "_on_" + env.message_type)
-        final = handler(env, env.payload, env.timestamp)
+        final = self._handlers[env.message_type](env, env.payload, env.timestamp)
         self.stats["accepted"] += 1
         if env.truncated:
             self.stats["truncated"] += 1
@@ -467,29 +467,35 @@ class Fold:
             )
 
     def _on_worker_metrics(self, env: Envelope, p: dict, ts: float) -> None:
-        w = self._worker(env.source_id, p["stage_id"], ts)
-        inp = int(p.get("input_records", 0))
-        out = int(p.get("output_records", 0))
-        processed = int(p.get("processed_count", 0))
-        ptime = float(p.get("processing_time", 0.0))
+        w = self.workers.get(env.source_id)
+        if w is None or w.stage_id != p["stage_id"] or ts > w.seen:
+            w = self._worker(env.source_id, p["stage_id"], ts)
+        get = p.get
+        inp = int(get("input_records", 0))
+        out = int(get("output_records", 0))
+        processed = int(get("processed_count", 0))
+        ptime = float(get("processing_time", 0.0))
         key = (ts, env.sequence if env.sequence is not None else -1)
         in_rate = out_rate = None
         if w.key is None or key > w.key:
-            st = self._stage(w.stage_id)
+            st = self.stages[w.stage_id]
             self._touch(st, ts)  # close the previous window before the counters move
+            # never let a stage total fall: a restarted counter keeps the larger value
+            d_in = inp - w.input if inp > w.input else 0
+            d_out = out - w.output if out > w.output else 0
             if w.key is not None:
                 dt = ts - w.key[0]
                 if dt > 0:
-                    in_rate = max(inp - w.input, 0) / dt
-                    out_rate = max(out - w.output, 0) / dt
-            # never let a stage total fall: a restarted counter keeps the larger value
-            d_in, d_out = max(inp - w.input, 0), max(out - w.output, 0)
+                    in_rate = d_in / dt
+                    out_rate = d_out / dt
             st.input += d_in
             st.output += d_out
             w.input += d_in
             w.output += d_out
-            w.processed = max(w.processed, processed)
-            w.ptime = max(w.ptime, ptime)
+            if processed > w.processed:
+                w.processed = processed
+            if ptime > w.ptime:
+                w.ptime = ptime
             w.key = key
         else:
             self.stats["late_reports"] += 1
