@@ -53,7 +53,7 @@ def exceptions_html(groups: pd.DataFrame) -> str:
     >>> g = pd.DataFrame([{"fingerprint": "f", "exception_type": "E", "count": 1,
     ...     "first_seen": None, "last_seen": None, "stages": ["s"], "message": "<b>x</b>",
     ...     "stacktrace": "", "hint": ""}])
-    >>> "<b>" in exceptions_html(g), "&lt;b&gt;x&lt;/b&gt;" in exceptions_html(g)
+    >>> "<b>x</b>" in exceptions_html(g), "&lt;b&gt;x&lt;/b&gt;" in exceptions_html(g)
     (False, True)
     """
     if groups.empty:

@@ -49,7 +49,8 @@ def columns(points: pd.DataFrame, stages: list[str], t0: float) -> dict[str, lis
     """
     points = points[np.isfinite(points["v"].to_numpy(dtype=float))]
     index = {s: i for i, s in enumerate(stages)}
-    secs = points["t"].astype("int64").to_numpy() / 1e6 - t0
+    micros = points["t"].astype("datetime64[us, UTC]").astype("int64").to_numpy()
+    secs = micros / 1e6 - t0
     return {
         "t": np.round(secs, 3).tolist(),
         "s": [index.get(s, -1) for s in points["stage"]],

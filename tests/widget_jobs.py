@@ -1,0 +1,194 @@
+"""Jobs for the widget tests, UI tests and bench/ui_bench.py: a simulated archived job
+with a hostile exception message, a job with 1M worker_metrics rows (written as Arrow
+directly: folding 1M envelopes would take minutes), and a live job fed from a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import solstice_inspect as si
+from solstice_inspect.demo.stream import simulate
+from solstice_inspect.schema import SCHEMAS
+from solstice_inspect.store import layout
+from solstice_inspect.store.dataset import DatasetWriter
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def xss_exception(job_id: str, ts: float) -> dict[str, Any]:
+    return si.envelope(
+        "exception",
+        job_id,
+        "parse_w0_abcdef",
+        ts,
+        {
+            "stage_id": "parse",
+            "worker_id": "parse_w0_abcdef",
+            "exception_type": "ValueError",
+            "message": XSS,
+            "stacktrace": f'Traceback (most recent call last):\n  File "x.py", line 1\n{XSS}',
+            "split_id": "source_split_1",
+        },
+        10_000,
+    )
+
+
+def archived_job(store: si.Store, job_id: str = "etl_archived", duration_s: float = 30) -> si.Job:
+    """A finished simulated job (5 stages, faults, exceptions incl. :data:`XSS`)."""
+    msgs = list(simulate(job_id, duration_s=duration_s))
+    msgs.insert(len(msgs) // 2, xss_exception(job_id, msgs[len(msgs) // 2]["timestamp"]))
+    with store.record(job_id) as rec:
+        rec.ingest(msgs)
+    return store.job(job_id)
+
+
+def big_job(
+    store: si.Store,
+    job_id: str = "etl_1m",
+    *,
+    workers: int = 1000,
+    reports: int = 1000,
+    windows: int = 10_000,
+) -> si.Job:
+    """An archived job with ``workers × reports`` worker_metrics rows (1M by default) and
+    ``windows`` stage_metrics windows per stage, appended as Arrow to a simulated job."""
+    job = archived_job(store, job_id, duration_s=10)
+    stages = list(job.dag.stages["stage_id"])
+    start = job.info["start_time"].timestamp()
+    rng = np.random.default_rng(1)
+
+    def write(table: str, columns: dict[str, Any], n: int) -> None:
+        schema = SCHEMAS[table]
+        cols = {
+            "job_id": pa.array([job_id] * n, pa.string()),
+            "attempt_id": pa.array([job.attempt_id] * n, pa.string()),
+            "batch": pa.array(np.full(n, 10_000, dtype=np.int64)),
+            **columns,
+        }
+        arrays = [
+            pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(n, f.type)
+            for f in schema
+        ]
+        uri = layout.table_uri(store.root, job_id, job.attempt_id, table)
+        DatasetWriter(uri, schema, compact_every=0).append(
+            pa.Table.from_arrays(arrays, schema=schema)
+        )
+
+    n = workers * reports
+    w = np.tile(np.arange(workers), reports)
+    r = np.repeat(np.arange(reports), workers)
+    ts_us = ((start + 20 + r * 1.0) * 1e6).astype("int64")
+    write(
+        "worker_metrics",
+        {
+            "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+            "worker_id": pa.array(
+                [f"{stages[i % len(stages)]}_w{i}_big" for i in range(workers)]
+            ).take(pa.array(w)),
+            "stage_id": pa.array([stages[i % len(stages)] for i in range(workers)]).take(
+                pa.array(w)
+            ),
+            "input_records": r * 10,
+            "output_records": r * 9,
+            "processed_count": r,
+            "processing_time": r * 0.1,
+            "input_rate": rng.random(n) * 10,
+            "output_rate": rng.random(n) * 9,
+        },
+        n,
+    )
+    m = windows * len(stages)
+    k = np.repeat(np.arange(windows), len(stages))
+    write(
+        "stage_metrics",
+        {
+            "ts": pa.array(
+                ((start + 20 + k * 0.1) * 1e6).astype("int64"), pa.timestamp("us", tz="UTC")
+            ),
+            "stage_id": pa.array(stages * windows),
+            "workers_alive": np.full(m, workers // len(stages)),
+            "input_records": k * 100,
+            "output_records": k * 90,
+            "input_rate": rng.random(m) * 1000,
+            "output_rate": rng.random(m) * 900,
+            "queue_lag": rng.integers(0, 8000, m),
+            "backpressure_active": rng.random(m) > 0.7,
+            "backpressure_ratio": rng.random(m),
+            "skew_ratio": rng.random(m) * 3,
+        },
+        m,
+    )
+    return store.job(job_id)
+
+
+class LiveFeed:
+    """Record a simulated job gradually from a thread, as a running job would.
+
+    ``speed`` simulated seconds pass per real second; the attempt finishes COMPLETED at
+    the end of the stream unless :meth:`stop` is called first.
+    """
+
+    def __init__(
+        self,
+        store: si.Store,
+        job_id: str = "etl_live",
+        *,
+        duration_s: float = 60,
+        speed: float = 4.0,
+        workers_per_stage: int | None = None,
+        flush_interval: float = 0.5,
+        xss: bool = True,
+    ) -> None:
+        self.msgs = list(
+            simulate(job_id, duration_s=duration_s, workers_per_stage=workers_per_stage)
+        )
+        if xss:
+            self.msgs.insert(5, xss_exception(job_id, self.msgs[5]["timestamp"]))
+        self.speed = speed
+        self.rec = store.record(job_id, flush_interval=flush_interval)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="live-feed")
+
+    def feed_until(self, sim_s: float) -> None:
+        """Ingest (synchronously) the messages of the first ``sim_s`` simulated seconds."""
+        t0 = self.msgs[0]["timestamp"]
+        upto = next(
+            (i for i, m in enumerate(self.msgs) if m["timestamp"] - t0 > sim_s), len(self.msgs)
+        )
+        self.rec.ingest(self.msgs[:upto])
+        self.msgs = self.msgs[upto:]
+        self.rec.flush()
+
+    def start(self) -> LiveFeed:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        if not self.msgs:
+            return
+        t_sim0, t_real0 = self.msgs[0]["timestamp"], time.monotonic()
+        i = 0
+        while i < len(self.msgs) and not self._stop.is_set():
+            due = t_sim0 + (time.monotonic() - t_real0) * self.speed
+            j = i
+            while j < len(self.msgs) and self.msgs[j]["timestamp"] <= due:
+                j += 1
+            if j > i:
+                self.rec.ingest(self.msgs[i:j])
+                i = j
+            time.sleep(0.05)
+        if not self._stop.is_set():
+            self.rec.finish("COMPLETED")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+        if self.rec.status == "RUNNING":
+            self.rec.finish("CANCELLED")
