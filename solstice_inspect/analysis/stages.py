@@ -132,15 +132,27 @@ def stage_summary(stage_metrics: pd.DataFrame, dag: Dag | None = None) -> pd.Dat
 
 
 def bottleneck(summary: pd.DataFrame) -> str | None:
-    """The stage most likely limiting the job: the most downstream stage that is NOT
-    backpressured while its upstream is (Flink's reading), else the busiest by lag."""
+    """The stage most likely limiting the job, or None when nothing lags.
+
+    Solstice marks a stage backpressured when its *input* queue lags (it cannot keep
+    up), and throttles the stages upstream of it, whose own input queues may then lag
+    in turn. So the root cause is the most downstream stage that is backpressured;
+    with none, the stage with the largest queue lag.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"stage_id": ["read", "parse", "embed", "write"],
+    ...                    "backpressure_level": ["LOW", "OK", "HIGH", "OK"],
+    ...                    "queue_lag": [4000, 10, 90000, 0]})
+    >>> bottleneck(df)
+    'embed'
+    """
     if summary.empty:
         return None
     levels = list(summary["backpressure_level"])
-    ids = list(summary["stage_id"])
-    for i in range(len(ids) - 1, 0, -1):
-        if levels[i] == "OK" and levels[i - 1] in ("LOW", "HIGH"):
-            return ids[i]
+    for i in range(len(levels) - 1, -1, -1):
+        if levels[i] in ("LOW", "HIGH"):
+            return str(summary["stage_id"].iloc[i])
     lag = summary["queue_lag"].astype(float)
     if lag.notna().any() and lag.max() > 0:
         return str(summary.loc[lag.idxmax(), "stage_id"])
