@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint format bench clean
+.PHONY: demo test venv js browser-deps lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,10 +14,23 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The widgets' JavaScript: js/ -> solstice_inspect/static/ (esbuild; nothing from a CDN).
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+js: $(NODE_STAMP)
+	node js/build.mjs
+
+# Headless Chromium for tests/ui (Debian's; playwright's own download is not used).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
 demo: venv
 	$(BIN)/solstice-inspect demo
 
-test: venv
+test: venv js browser-deps
 	$(BIN)/python -m pytest -q
 
 lint: venv
@@ -30,6 +43,7 @@ format: venv
 
 bench: venv
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/ui_bench.py
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .solstice_inspect
+	rm -rf $(VENV) build dist .pytest_cache .solstice_inspect node_modules solstice_inspect/static

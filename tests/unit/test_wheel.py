@@ -1,0 +1,37 @@
+"""The built wheel ships the widgets' JavaScript (no CDN at run time)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_wheel_contains_the_js_bundles(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(ROOT),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("solstice_inspect-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    bundles = {n for n in names if n.startswith("solstice_inspect/static/") and n.endswith(".js")}
+    assert bundles == {"solstice_inspect/static/header.js", "solstice_inspect/static/charts.js"}
+    charts = zipfile.ZipFile(wheel).read("solstice_inspect/static/charts.js")
+    assert len(charts) > 300_000, "vega, vega-lite and vega-embed are inside"
+    assert b"cdn.jsdelivr" not in charts
+    assert b'import("http' not in charts
