@@ -9,7 +9,7 @@ import pandas as pd
 
 _FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
 _NORMALISE = [
-    (re.compile(r"0x[0-9a-fA-F]+"), "0x?"),
+    (re.compile(r"0x[0-9a-fA-F]+"), "<hex>"),
     (re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"), "<uuid>"),
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
     (re.compile(r"(?<![A-Za-z_])\d+(\.\d+)?"), "<n>"),
@@ -23,7 +23,7 @@ def normalise_message(message: str) -> str:
     Examples
     --------
     >>> normalise_message("bad record 1234 in 'a.json' at 0x7f3e")
-    'bad record <n> in <str> at 0x?'
+    'bad record <n> in <str> at <hex>'
     """
     text = message[:2000]
     for pattern, repl in _NORMALISE:
