@@ -66,10 +66,14 @@ class Store:
         return f"Store({self.root!r})"
 
     # ------------------------------------------------------------------ catalog
-    def catalog(self) -> pa.Table:
-        """Every catalog row (state changes and heartbeats of every attempt)."""
+    def catalog(self, *, job_id: str | None = None) -> pa.Table:
+        """Every catalog row (state changes and heartbeats), of one job or of all."""
         ds = open_dataset(layout.catalog_uri(self.root))
-        return empty_catalog() if ds is None else ds.to_table()
+        if ds is None:
+            return empty_catalog()
+        if job_id is None:
+            return ds.to_table()
+        return ds.to_table(filter=f"job_id = '{valid_job_id(job_id)}'")
 
     def jobs(self, *, all_attempts: bool = False) -> pd.DataFrame:
         """One row per job (its latest attempt), or per attempt with ``all_attempts``.
@@ -110,8 +114,8 @@ class Store:
 
     def attempts(self, job_id: str) -> pd.DataFrame:
         """Every attempt of ``job_id``, oldest first, with its latest status."""
-        df = latest_attempts(self.catalog())
-        df = df[df["job_id"] == job_id].sort_values(["start_time", "attempt_id"], kind="stable")
+        df = latest_attempts(self.catalog(job_id=job_id))
+        df = df.sort_values(["start_time", "attempt_id"], kind="stable")
         return df.reset_index(drop=True)
 
     # ------------------------------------------------------------------ writing
@@ -305,6 +309,26 @@ class Job:
         from solstice_inspect.analysis.stages import stage_summary
 
         return stage_summary(self.stage_metrics(), self.dag)
+
+    # ------------------------------------------------------------------ live (Ray)
+    def worker_logs(self, worker_id: str, tail: int = 200) -> str:
+        """Last ``tail`` (≤ 5000) log lines of a live worker, through Ray; see
+        :func:`solstice_inspect.ray_tools.worker_logs`."""
+        from solstice_inspect.ray_tools import worker_logs
+
+        return worker_logs(self, worker_id, tail=tail)
+
+    def worker_stack(self, worker_id: str) -> str:
+        """A py-spy dump of a live worker; see :func:`solstice_inspect.ray_tools.worker_stack`."""
+        from solstice_inspect.ray_tools import worker_stack
+
+        return worker_stack(self, worker_id)
+
+    def worker_process(self, worker_id: str) -> dict[str, Any]:
+        """pid, node, CPU %, RSS of a live worker; see :func:`ray_tools.worker_process`."""
+        from solstice_inspect.ray_tools import worker_process
+
+        return worker_process(self, worker_id)
 
     # ------------------------------------------------------------------ state
     def _catalog_row(self) -> dict[str, Any]:
