@@ -95,7 +95,7 @@ def generate_split(
                 "event_type": etype,
                 "url": url,
                 "user_agent": rnd.choice(USER_AGENTS),
-                "client_ip": f"{octet}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randint(1, 99)}",
+                "client_ip": ".".join(map(str, (octet, *rnd.choices(range(1, 255), k=3)))),
                 "payload": text,
             }
         )

@@ -52,6 +52,7 @@ class RecorderActor:
             "store": self.root,
             "started": self.started,
             "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
             "status": self.rec.status,
         }
 

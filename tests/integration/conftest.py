@@ -1,0 +1,19 @@
+"""One local Ray cluster for the whole integration session (ray.init takes ~10 s here)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    # the dashboard is needed by the State API (worker logs, actor pids)
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("store")
