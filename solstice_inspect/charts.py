@@ -143,6 +143,8 @@ def vega_lite_spec(chart: str) -> dict[str, Any]:
     alt = _altair()
     spec = _chart(alt.NamedData(name=DATA_NAME), chart).to_dict()
     spec.pop("datasets", None)
+    # rows arrive after the first layout: re-fit axes and legend on every update
+    spec["autosize"] = {"type": "pad", "resize": True}
     return spec
 
 
