@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -209,15 +210,71 @@ def _add_more(sub, add) -> None:  # type: ignore[no-untyped-def]
     """Commands that need optional parts (Ray): registered here, imported lazily."""
     p = add(
         "demo",
-        "Record the shipped sample stream (or, with Ray, run the reference pipeline) and show it.",
+        "Run the reference Ray pipeline (source → parse → filter → enrich → sink) on a local"
+        " Ray, recorded live, then show it.",
     )
-    p.add_argument("--job-id", default="sample_etl")
+    p.add_argument("--job-id", default=None, help="default: demo_etl (sample_etl with --sample)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds the source produces")
+    p.add_argument(
+        "--faults",
+        action="store_true",
+        help="malformed lines, a worker killed and replaced, a slow node",
+    )
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="no Ray: record the shipped sample stream instead of running the pipeline",
+    )
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.sample:
+        return _demo_sample(args)
+    try:
+        import ray
+    except ImportError:
+        print(
+            "error: the demo pipeline needs Ray: pip install 'solstice-inspect[ray]'"
+            " (or run `solstice-inspect demo --sample` for the recorded sample)",
+            file=sys.stderr,
+        )
+        return 2
+    from solstice_inspect.demo.pipeline import run_pipeline
+
+    job_id = args.job_id or "demo_etl"
+    store = _store(args)
+    print(
+        f"starting a local Ray and the demo pipeline {job_id!r} for {args.duration:g} s"
+        f"{' with faults' if args.faults else ''} (store: {store.root}) ..."
+    )
+    if not ray.is_initialized():
+        with warnings.catch_warnings():
+            # Ray starts its processes with fork+exec; lance's fork warning does not apply
+            warnings.filterwarnings("ignore", message="lance is not fork-safe")
+            ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try:
+        result = run_pipeline(
+            job_id=job_id, duration=args.duration, faults=args.faults, store=store
+        )
+    finally:
+        ray.shutdown()
+    assert result.job is not None
+    print(
+        f"done in {result.elapsed_s:.1f} s: the sink wrote {result.sink_rows} rows to"
+        f" {result.sink_uri}\n"
+    )
+    args.job_id = job_id
+    args.attempt = result.job.attempt_id
+    cmd_show(args)
+    _print_next(store.root, job_id)
+    return 0
+
+
+def _demo_sample(args: argparse.Namespace) -> int:
     from solstice_inspect.demo.stream import SAMPLE_PATH
 
+    args.job_id = args.job_id or "sample_etl"
     args.file = str(SAMPLE_PATH)
     code = cmd_ingest(args)
     if code:
@@ -225,12 +282,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.attempt = None
     print()
     cmd_show(args)
-    root = _store(args).root
-    print(
-        f"\nnext: in Python,  import solstice_inspect as si; si.connect({root!r}).job("
-        f"{args.job_id!r}).stage_metrics()"
-    )
+    _print_next(_store(args).root, args.job_id)
     return 0
+
+
+def _print_next(root: str, job_id: str) -> None:
+    print(
+        "\nnext:\n"
+        "  jupyter lab notebooks/      # the quickstart notebook\n"
+        "  # or, in any notebook:\n"
+        "  import solstice_inspect as si\n"
+        f"  store = si.connect({root!r})\n"
+        f"  si.job_monitor({job_id!r}, store=store)   # the live dashboard\n"
+        f"  store.job({job_id!r}).stage_summary()\n"
+        f"  solstice-inspect show {job_id} --store {root}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

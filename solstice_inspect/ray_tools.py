@@ -54,7 +54,8 @@ def running_jobs(*, store: Store | str | None = None) -> pd.DataFrame:
     """Jobs whose recorder is alive in the connected Ray cluster, with live counts.
 
     The recorders are found by name (``recorder:<job_id>`` in namespace
-    ``solstice_inspect``); the counts come from each job's store catalog.
+    ``solstice_inspect``); the counts come from each job's store catalog, so they are as
+    fresh as the recorder's last heartbeat (``heartbeat_interval``, 5 s by default).
 
     Parameters
     ----------

@@ -112,7 +112,7 @@ class _Driver:
         self.stage_tel = {s: rec.telemetry(stage_id=s) for s in STAGES} if rec else {}
         self.next_split = 0
         self.checkpoint_n = 0
-        self.blocked = dict.fromkeys(STAGES, False)
+        self.blocked = dict.fromkeys(STAGES, False)  # backpressure state per stage
         self.finished_workers: dict[str, dict[str, Any]] = {}
         self.result_extra: dict[str, Any] = {"killed": [], "replacements": [], "exceptions": []}
 
@@ -205,9 +205,7 @@ class _Driver:
                 if slot.busy is not None or slot.draining or not slot.alive:
                     continue
                 if out is not None and out.room() <= 0:
-                    self.blocked[stage_id] = True
-                    break
-                self.blocked[stage_id] = False
+                    break  # the output queue is full: this producer waits (backpressure)
                 if stage_id == "source":
                     if not generating:
                         break
@@ -260,12 +258,17 @@ class _Driver:
             return
         for stage_id in STAGES:
             alive = [s for s in self.slots[stage_id] if s.alive]
-            payload: dict[str, Any] = {
-                "worker_count": len(alive),
-                "backpressure_active": self.blocked[stage_id],
-            }
+            payload: dict[str, Any] = {"worker_count": len(alive)}
             q = self.queues.get(stage_id)
             if q is not None:
+                # Solstice's rule, scaled to our small queues: a stage is backpressured
+                # while its *input* lags (full queue), cleared below 70 % of capacity
+                lag = q.uncommitted + q.reserved
+                if lag >= q.capacity:
+                    self.blocked[stage_id] = True
+                elif lag < 0.7 * q.capacity:
+                    self.blocked[stage_id] = False
+                payload["backpressure_active"] = self.blocked[stage_id]
                 owner = {p: s.worker_id for s in alive for p in s.partitions}
                 payload["queue_lag"] = q.uncommitted
                 payload["partition_metrics"] = {
@@ -333,6 +336,7 @@ def run_pipeline(
     kill_recorder_at: float | None = None,
     kill_recorder_with: str = "sigkill",
     seed: int = 7,
+    cost_scale: float = 1.0,
 ) -> DemoResult:
     """Run the reference pipeline once and return what it did.
 
@@ -351,6 +355,8 @@ def run_pipeline(
         Fraction of ``duration`` at which the recorder's process is killed
         (``kill_recorder_with``: "sigkill" = ``kill -9`` of its pid, or "ray" = ``ray.kill``).
         The pipeline must still complete; the attempt then reads as LOST.
+    cost_scale
+        Multiplies the simulated per-record work (0: as fast as Ray moves the splits).
     """
     _ensure_ray()
     root = (store if isinstance(store, Store) else connect(store)).root
@@ -396,6 +402,7 @@ def run_pipeline(
             "malformed_rate": 0.03 if faults else 0.0,
             "start": time.time(),
             "sink_uri": sink_uri,
+            "cost_scale": cost_scale,
         },
     }
     driver = _Driver(rec, job_id, opts)

@@ -49,7 +49,7 @@ class StageWorker:
         self.worker_id = worker_id
         self.tel = tel
         self.options = options
-        self.slow = float(options.get("slow_factor", 1.0))
+        self.slow = float(options.get("slow_factor", 1.0)) * float(options.get("cost_scale", 1.0))
         self.input_records = 0
         self.output_records = 0
         self.processed = 0
@@ -58,6 +58,8 @@ class StageWorker:
         self.last_resources = 0.0
         self._sink_uri = options.get("sink_uri")
         self._sink_created = False
+        # a real log line: what ``job.worker_logs()`` shows while the worker is alive
+        print(f"{worker_id} started: stage {stage_id}, partitions {partitions}", flush=True)
         if tel is not None:
             tel.started(assigned_partitions=partitions)
             tel.resources()
