@@ -53,7 +53,8 @@ class JobMonitor(W.VBox):
         self._unsubscribe: Any = None
         self.live: LiveJob | None = None
         rows = None
-        if job.status == "RUNNING":
+        catalog = job._catalog_row()
+        if catalog["status"] == "RUNNING":
             from solstice_inspect.live import LiveJob
 
             self.live = LiveJob(job, refresh=refresh, tables=list(TABLES))
@@ -63,7 +64,7 @@ class JobMonitor(W.VBox):
                 else table
                 for name, table in self.live.poll().items()
             }
-        self.state = JobState(job, rows)
+        self.state = JobState(job, rows, catalog=catalog if rows is None else None)
         summary = self.state.summary()
         head, spark = self.state.header()
         self.header = HeaderView(header=head, spark=spark)
@@ -115,7 +116,12 @@ class JobMonitor(W.VBox):
         with self._guard("updating"), self._lock:
             new_sm = rows.get("stage_metrics")
             changed = self.state.add(rows)
-            self.state.refresh_catalog()
+            live_status = self.live.status if self.live is not None else ""
+            if live_status and live_status != "RUNNING":
+                self.state.refresh_catalog()  # final: end time, heartbeat (LOST's reason)
+            elif live_status:
+                # LiveJob read the status this poll; the counts come from the rows
+                self.state.catalog["status"] = live_status
             head, spark = self.state.header()
             summary = self.state.summary() if "stage_metrics" in changed else None
             workers = None
@@ -200,10 +206,13 @@ class JobMonitor(W.VBox):
         return "".join(parts)
 
     def _charts_svg(self) -> str:
+        # the widget's own specs with inline rows, drawn in one vl-convert call
+        import vl_convert as vlc
+
         from solstice_inspect import charts as C
         from solstice_inspect.analysis.downsample import downsample
 
-        out = ["<div style='display:flex;flex-wrap:wrap'>"]
+        panels = []
         for name in C.CHARTS:
             pts = downsample(
                 C.series(self.state.stage_metrics, name),
@@ -211,14 +220,26 @@ class JobMonitor(W.VBox):
                 "v",
                 by="stage",
                 max_points=STATIC_POINTS,
-            )
-            pts = pts.assign(t=pts["t"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-            try:
-                out.append(C.svg(C._chart(pts, name)))
-            except Exception as exc:  # noqa: BLE001 - a fallback must not break display
-                out.append(f"<p>chart {html.escape(name)} unavailable: {html.escape(str(exc))}</p>")
-        out.append("</div>")
-        return "".join(out)
+            ).dropna(subset=["v"])
+            spec = {k: v for k, v in self.charts.specs[name].items() if k != "$schema"}
+            spec.pop("autosize", None)
+            spec["data"] = {
+                "values": [
+                    {"t": t, "stage": s, "v": v}
+                    for t, s, v in zip(
+                        (pts["t"].astype("datetime64[us, UTC]").astype("int64") // 1000).tolist(),
+                        pts["stage"].tolist(),
+                        pts["v"].round(3).tolist(),
+                    )
+                ]
+            }
+            panels.append(spec)
+        spec = {"$schema": self.charts.specs["throughput"]["$schema"], "concat": panels,
+                "columns": 2}  # fmt: skip
+        try:
+            return vlc.vegalite_to_svg(spec)
+        except Exception as exc:  # noqa: BLE001 - a fallback must not break display
+            return f"<p>charts unavailable: {html.escape(str(exc))}</p>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}

@@ -113,16 +113,16 @@ class ChartsView(anywidget.AnyWidget):
         if new_rows.empty:
             return 0
         sent = 0
-        for name in CHARTS:
-            pts = series(new_rows, name)
+        points = {name: series(new_rows, name) for name in CHARTS}
+        for name, pts in points.items():
             counts = self._counts.setdefault(name, {})
-            for stage, n in pts.groupby("stage").size().items():
+            for stage, n in pts["stage"].value_counts().items():
                 counts[stage] = counts.get(stage, 0) + int(n)
             if max(counts.values(), default=0) > self.max_points:
                 self.set_points(stage_metrics, budget=self.max_points // 2)
                 return sum(len(v["t"]) for v in self.data.values())
-        for name in CHARTS:
-            cols = columns(series(new_rows, name), self.stages, self.t0)
+        for name, pts in points.items():
+            cols = columns(pts, self.stages, self.t0)
             if not cols["t"]:
                 continue
             self._seq += 1
