@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("solstice_inspect.widgets")
 
 #: points per series in the static (SVG) fallback
-STATIC_POINTS = 300
+STATIC_POINTS = 150
 
 
 class JobMonitor(W.VBox):
