@@ -22,7 +22,9 @@ class JsBuildHook(BuildHookInterface):
             return  # already built (or an sdist without sources: static/ came with it)
         npm = shutil.which("npm")
         if npm is None:
-            raise RuntimeError("building the widget JavaScript needs node and npm (or run `make js`)")
+            raise RuntimeError(
+                "building the widget JavaScript needs node and npm (or run `make js`)"
+            )
         if not (root / "node_modules").is_dir():
             subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=root, check=True)
         subprocess.run(["node", "js/build.mjs"], cwd=root, check=True)
