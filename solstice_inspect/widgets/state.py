@@ -127,6 +127,7 @@ class JobState:
         self.exceptions = pd.DataFrame()
         self.config: dict[str, Any] = {}
         self.catalog: dict[str, Any] = catalog or {}
+        self._summary: pd.DataFrame | None = None
         self.dag = None
         if rows is None:
             rows = {name: job.table(name, columns=cols) for name, cols in TABLES.items()}
@@ -178,6 +179,8 @@ class JobState:
                     self.config = json.loads(last["config"])
         if changed & {"job", "stages"}:
             self.dag = self.job.dag
+        if changed & {"job", "stages", "stage_metrics"}:
+            self._summary = None
         return changed
 
     def refresh_catalog(self) -> dict[str, Any]:
@@ -195,22 +198,26 @@ class JobState:
         return self.status == "RUNNING"
 
     def summary(self) -> pd.DataFrame:
-        """Per-stage figures (``analysis.stages.stage_summary``)."""
-        return stage_summary(self.stage_metrics, self.dag)
+        """Per-stage figures (``analysis.stages.stage_summary``), computed once per change
+        of the rows."""
+        if self._summary is None:
+            self._summary = stage_summary(self.stage_metrics, self.dag)
+        return self._summary
 
-    def _stage_rate(self, stages: list[str], column: str) -> tuple[float | None, list[float]]:
+    def _rate(self, stages: list[str]) -> float | None:
+        summary = self.summary()
+        rates = summary.loc[summary["stage_id"].isin(stages), "output_rate_now"]
+        return _num(rates.sum()) if rates.notna().any() else None
+
+    def _spark(self, stages: list[str], column: str = "output_rate") -> list[float]:
         sm = self.stage_metrics
         if sm.empty or not stages:
-            return None, []
+            return []
         # the sparkline needs the last windows only: look at the tail, not the whole job
         tail = sm.iloc[-(SPARK_POINTS + 2) * max(1, sm["stage_id"].nunique()) :]
         part = tail[tail["stage_id"].isin(stages)]
-        if part.empty:
-            return None, []
         by_ts = part.groupby("ts")[column].sum(min_count=1).dropna()
-        spark = [round(float(v), 2) for v in by_ts.tail(SPARK_POINTS)]
-        last = part.sort_values("ts").groupby("stage_id")[column].last()
-        return _num(last.sum()), spark
+        return [round(float(v), 2) for v in by_ts.tail(SPARK_POINTS)]
 
     def counts(self) -> tuple[float | None, float | None, float | None, float | None]:
         """Records in (what source stages produced), records out (what sinks produced),
@@ -226,7 +233,7 @@ class JobState:
                 _num(cat.get("workers")),
                 _num(cat.get("exceptions")),
             )
-        last = sm.groupby("stage_id")[["output_records", "workers_alive"]].last()
+        last = self.summary().set_index("stage_id")
         sources = [s for s in self.dag.sources if s in last.index]
         sinks = [s for s in self.dag.sinks if s in last.index]
         return (
@@ -258,8 +265,9 @@ class JobState:
                 else "no heartbeat"
             )
         records_in, records_out, workers, exceptions = self.counts()
-        rate_in, _ = self._stage_rate(list(self.dag.sources), "output_rate")
-        rate_out, spark = self._stage_rate(list(self.dag.sinks), "output_rate")
+        rate_in = self._rate(list(self.dag.sources))
+        rate_out = self._rate(list(self.dag.sinks))
+        spark = self._spark(list(self.dag.sinks))
         total = _num(self.config.get("total_records"))
         progress = eta = None
         if total and records_in is not None:
