@@ -50,6 +50,12 @@ def _connect() -> None:
         ) from exc
 
 
+def _address() -> str:
+    """The connected cluster's address: the State API's default ("auto") is ambiguous
+    when several Ray instances run on this machine."""
+    return ray.get_runtime_context().gcs_address
+
+
 def running_jobs(*, store: Store | str | None = None) -> pd.DataFrame:
     """Jobs whose recorder is alive in the connected Ray cluster, with live counts.
 
@@ -152,7 +158,10 @@ def _actor(job: Job, worker_id: str) -> dict[str, Any]:
         from ray.util.state import list_actors
 
         found = list_actors(
-            filters=[("name", "=", name)], detail=False, raise_on_missing_output=False
+            address=_address(),
+            filters=[("name", "=", name)],
+            detail=False,
+            raise_on_missing_output=False,
         )
     except Exception as exc:
         raise StateApiUnavailable(
@@ -205,7 +214,7 @@ def worker_logs(
     from ray.util.state import get_log
 
     try:
-        chunks = list(get_log(actor_id=info["actor_id"], tail=tail))
+        chunks = list(get_log(address=_address(), actor_id=info["actor_id"], tail=tail))
     except Exception as exc:
         raise WorkerGone(f"no log for {info['actor_name']}: {exc}") from exc
     lines = "".join(chunks).splitlines()

@@ -76,7 +76,7 @@ class DemoResult:
     checkpoints: int = 0
     exceptions: list[tuple[str, str, str]] = field(default_factory=list)  # stage, worker, split
     recorder_killed: bool = False
-    flushed_before_kill: dict[str, int] = field(default_factory=dict)
+    flushed_before_kill: dict[str, tuple[int, int]] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
     @property
@@ -478,10 +478,10 @@ def _loop(
 def _kill_recorder(rec: JobRecorder, result: DemoResult, how: str) -> None:
     rec.flush()
     job = Store(rec.store).job(rec.job_id, attempt=rec.attempt_id)
-    result.flushed_before_kill = {
-        name: job.table(name, columns=["batch"]).num_rows
-        for name in ("worker_metrics", "lineage", "workers", "stage_metrics")
-    }
+    for name in ("worker_metrics", "lineage", "workers", "stage_metrics"):
+        batches = job.table(name, columns=["batch"]).column("batch").to_pylist()
+        # rows, and the last flush they came from: those rows must survive the kill
+        result.flushed_before_kill[name] = (len(batches), max(batches, default=-1))
     if how == "ray":
         ray.kill(rec.actor, no_restart=True)
     else:

@@ -97,6 +97,10 @@ class StageWorker:
         if self.tel is not None:
             for exc, _ in errors[:20]:  # a split full of bad lines reports a sample
                 self.tel.exception(exc, split_id=split_id)
+            if errors:
+                self.tel.log("WARNING", f"{len(errors)} malformed line(s) skipped in {split_id}")
+            if options_slow(self.options) and self.processed == 1:
+                self.tel.log("WARNING", f"slow node: split {split_id} took {elapsed:.3f} s")
             self.tel.split_processed(
                 out_id,
                 [split_id] if self.stage_id != "source" else [],
@@ -248,3 +252,8 @@ class PartitionedQueue:
             }
             for p in range(self.partitions)
         ]
+
+
+def options_slow(options: dict[str, Any]) -> bool:
+    """Whether this worker runs on the simulated slow node."""
+    return float(options.get("slow_factor", 1.0)) > 1.0

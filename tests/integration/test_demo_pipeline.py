@@ -84,6 +84,10 @@ def test_injected_exceptions_have_stage_worker_and_split(demo):
     got = set(zip(exc["stage_id"], exc["worker_id"], exc["split_id"], strict=True))
     assert got == expected
     assert exc["stacktrace"].str.contains("parse_record").all()
+    logs = demo.job.logs()
+    warned = logs[logs["message"].str.contains("malformed")]
+    assert set(warned["worker_id"]) == {w for _, w, _ in demo.exceptions}
+    assert logs["message"].str.startswith("slow node").sum() == 1
 
 
 def test_checkpoints_carry_committed_offsets(demo):

@@ -68,7 +68,13 @@ def test_running_jobs_and_live_worker_debugging(ray_cluster, tmp_path, monkeypat
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        states = [a.state for a in list_actors(filters=[("name", "=", f"parse:{worker_id}")])]
+        states = [
+            a.state
+            for a in list_actors(
+                address=ray.get_runtime_context().gcs_address,
+                filters=[("name", "=", f"parse:{worker_id}")],
+            )
+        ]
         if states == ["DEAD"]:
             break
         time.sleep(0.2)
