@@ -147,6 +147,10 @@ def run_all(page: Any, lab: Lab, name: str, *, timeout_s: float = 180) -> None:
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
     for _attempt in range(3):
+        if dismiss_dialogs(page):
+            page.wait_for_selector(
+                '.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000
+            )
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
         try:
@@ -162,6 +166,27 @@ def run_all(page: Any, lab: Lab, name: str, *, timeout_s: float = 180) -> None:
                  .some(o => o.textContent.includes('DONE-MARKER'))""",
         timeout=timeout_s * 1000,
     )
+
+
+def dismiss_dialogs(page: Any) -> list[str]:
+    """Accept any JupyterLab dialog (e.g. kernel selection after a restart) and return
+    their texts, so that they neither block the test nor go unnoticed."""
+    texts = []
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if not dialog.count():
+            break
+        texts.append(dialog.first.text_content() or "")
+        accept = dialog.first.locator(".jp-mod-accept")
+        if accept.count():
+            accept.first.click()
+        else:
+            page.keyboard.press("Escape")
+        # one kernel at a time: wait until the dialog is gone before looking again
+        page.locator(".jp-Dialog").first.wait_for(state="detached", timeout=10_000)
+    if texts:
+        print("JupyterLab dialogs:", texts)
+    return texts
 
 
 def kernel_idle(page: Any) -> bool:

@@ -53,6 +53,7 @@ def test_quickstart_runs_live_and_renders(lab, page, artifacts):
         time.sleep(0.5)
     assert kernel_idle(page), "no cell was running"
     assert records_in(page) > first, "the record count did not increase"
+    header.screenshot(path=str(artifacts / "live_header.png"))
 
     # the DAG: one node per stage (cytoscape's own model, read from the page)
     first_monitor = "document.querySelectorAll('.si-monitor')[0]"
@@ -74,7 +75,10 @@ def test_quickstart_runs_live_and_renders(lab, page, artifacts):
 
     # click a DAG node: the stage's detail appears below
     archived = monitor_locator(page, 1)
-    archived.scroll_into_view_if_needed()
+    archived.evaluate(
+        "(root) => [...root.querySelectorAll('div')].find(d => d._cyreg)"
+        ".scrollIntoView({block: 'center'})"
+    )
     page.wait_for_timeout(500)
     nodes = archived.evaluate(CY_NODES_JS)
     assert len(nodes) == STAGES
@@ -84,6 +88,7 @@ def test_quickstart_runs_live_and_renders(lab, page, artifacts):
     detail.wait_for(timeout=15_000)
     assert f"Stage {target['id']}" in detail.text_content()
     assert "records out" in detail.text_content()
+    archived.screenshot(path=str(artifacts / "archived_monitor_after_click.png"))
 
     cells = page.locator(".jp-CodeCell")
     for i in range(cells.count()):
