@@ -7,6 +7,7 @@ import json
 import time
 
 import ipywidgets as W
+import pandas as pd
 import pytest
 from widget_jobs import XSS, LiveFeed, archived_job, big_job
 
@@ -253,3 +254,20 @@ def test_closing_the_widget_stops_polling(tmp_path):
     m.close()
     assert not m.live.running
     feed.stop()
+
+
+def test_header_shows_lost_with_its_reason_and_progress_with_eta(archived):
+    from solstice_inspect.widgets.state import JobState
+
+    state = JobState(archived, clock=lambda: 1_764_400_000.0)
+    records_in = state.header()[0]["records_in"]
+    state.catalog = {**state.catalog, "status": "LOST"}
+    state.catalog["heartbeat"] = pd.Timestamp(1_764_400_000 - 42, unit="s", tz="UTC")
+    head, _ = state.header()
+    assert head["status"] == "LOST"
+    assert "no heartbeat for 42 s" in head["status_reason"]
+    state.config = {**state.config, "total_records": records_in * 4}
+    state.catalog["status"] = "RUNNING"
+    head, _ = state.header()
+    assert head["progress"] == pytest.approx(0.25)
+    assert head["eta_s"] == pytest.approx(records_in * 3 / head["rate_in"], rel=0.01)
