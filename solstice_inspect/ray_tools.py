@@ -19,6 +19,7 @@ import ray
 
 from solstice_inspect.errors import InspectError, JobNotFound
 from solstice_inspect.recorder.actor import NAMESPACE
+from solstice_inspect.schema import FINAL_STATUSES
 from solstice_inspect.store import Store, connect
 from solstice_inspect.store.reader import Job
 
@@ -139,7 +140,7 @@ def _actor(job: Job, worker_id: str) -> dict[str, Any]:
     if worker_id not in known:
         raise JobNotFound(worker_id, f"job {job.job_id!r}", known, what="worker")
     status = job.status
-    if status != "RUNNING":
+    if status in FINAL_STATUSES:  # LOST: the recorder died, the workers may well be alive
         raise WorkerGone(
             f"job {job.job_id!r} (attempt {job.attempt_id}) is {status}: its workers are gone;"
             f" read job.logs(where=\"worker_id = '{worker_id}'\") and job.exceptions() from"

@@ -76,6 +76,7 @@ class DemoResult:
     checkpoints: int = 0
     exceptions: list[tuple[str, str, str]] = field(default_factory=list)  # stage, worker, split
     recorder_killed: bool = False
+    crashed: str | None = None
     flushed_before_kill: dict[str, tuple[int, int]] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
@@ -160,28 +161,27 @@ class _Driver:
         except ray.exceptions.RayError as exc:
             log.warning("flush before kill failed: %s", exc)
         ray.kill(slot.handle, no_restart=True)
-        slot.alive = False
-        self.slots[slot.stage_id].remove(slot)
         self.result_extra["killed"].append(slot.worker_id)
         if self.rec is not None:
-            # the worker cannot say it died: its stage master does (no sequence: another
-            # producer's numbering must not collide with the dead worker's own)
-            self.rec.ingest(
-                [
-                    envelope(
-                        "worker_stopped",
-                        self.job_id,
-                        slot.worker_id,
-                        time.time(),
-                        {"stage_id": slot.stage_id, "reason": "killed: fault injection"},
-                    )
-                ]
-            )
             self.rec.event(
                 "fault_injected",
                 stage_id=slot.stage_id,
                 worker_id=slot.worker_id,
                 description=f"ray.kill({slot.stage_id}:{slot.worker_id})",
+            )
+        self.replace(slot, "killed: fault injection")
+
+    def replace(self, slot: Slot, reason: str) -> None:
+        """Record a dead worker's end and start another on its partitions."""
+        slot.alive = False
+        if slot in self.slots[slot.stage_id]:
+            self.slots[slot.stage_id].remove(slot)
+        if self.rec is not None:
+            # the worker cannot say it died: its stage master does (no sequence: another
+            # producer's numbering must not collide with the dead worker's own)
+            payload = {"stage_id": slot.stage_id, "reason": reason}
+            self.rec.ingest(
+                [envelope("worker_stopped", self.job_id, slot.worker_id, time.time(), payload)]
             )
         new = self.start_worker(slot.stage_id, slot.partitions)
         ray.get(new.handle.pid.remote())
@@ -233,9 +233,9 @@ class _Driver:
             result = ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             log.warning("worker %s died: %s", slot.worker_id, exc)
-            slot.alive = False
             if slot.stage_id != "source":
-                self.queues[slot.stage_id].give_back(msg)  # redelivered to a live worker
+                self.queues[slot.stage_id].give_back(msg)  # redelivered to the replacement
+            self.replace(slot, f"failed: actor died ({type(exc).__name__})")
             return
         if slot.stage_id != "source":
             self.queues[slot.stage_id].commit(msg)
@@ -337,6 +337,7 @@ def run_pipeline(
     kill_recorder_with: str = "sigkill",
     seed: int = 7,
     cost_scale: float = 1.0,
+    crash_worker_at: float | None = None,
 ) -> DemoResult:
     """Run the reference pipeline once and return what it did.
 
@@ -357,6 +358,9 @@ def run_pipeline(
         The pipeline must still complete; the attempt then reads as LOST.
     cost_scale
         Multiplies the simulated per-record work (0: as fast as Ray moves the splits).
+    crash_worker_at
+        Fraction of ``duration`` at which a *busy* parse worker is killed without warning
+        (a crash mid-split): its split is redelivered to a replacement.
     """
     _ensure_ray()
     root = (store if isinstance(store, Store) else connect(store)).root
@@ -396,6 +400,7 @@ def run_pipeline(
         "skew": skew,
         "partitions": partitions,
         "queue_capacity": queue_capacity,
+        "crash_worker_at": crash_worker_at,
         "worker_options": {
             "split_size": split_size,
             "seed": seed,
@@ -420,6 +425,7 @@ def run_pipeline(
     result.replacements = driver.result_extra["replacements"]
     result.exceptions = driver.result_extra["exceptions"]
     result.checkpoints = driver.checkpoint_n
+    result.crashed = driver.result_extra.get("crashed")
     result.sink_rows = _count_rows(sink_uri)
     if rec is not None:
         if not result.recorder_killed:
@@ -443,6 +449,8 @@ def _loop(
     rec_kill_at = started + kill_recorder_at * duration if kill_recorder_at is not None else None
     next_report = next_checkpoint = started
     victim: Slot | None = None
+    crash = driver.opts.get("crash_worker_at")
+    crash_at = started + crash * duration if crash is not None else None
     while True:
         now = time.monotonic()
         generating = now < end
@@ -452,6 +460,12 @@ def _loop(
         if victim is not None and victim.alive and victim.busy is None:
             driver.kill_worker(victim)
             kill_at = None
+        if crash_at is not None and now >= crash_at:
+            busy = [s for s in driver.slots["parse"] if s.busy is not None and not s.draining]
+            if busy:
+                crash_at = None
+                driver.result_extra["crashed"] = busy[0].worker_id
+                ray.kill(busy[0].handle, no_restart=True)  # mid-split, reports unflushed
         if rec is not None and rec_kill_at is not None and now >= rec_kill_at:
             rec_kill_at = None
             _kill_recorder(rec, result, kill_recorder_with)

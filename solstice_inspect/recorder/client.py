@@ -11,8 +11,9 @@ failed to take) are reported to the recorder as an ``event`` of type
 ``telemetry_dropped`` as soon as a batch gets through, and are always readable from
 :meth:`Telemetry.stats`.
 
-``sequence`` is assigned per producer (``source_id``) and per process, from 0: one
-producer id should be used in one process (Solstice's worker ids are unique per actor).
+``sequence`` is assigned per worker (``source_id``) and per process, from 0: a worker id
+is used in one process (Solstice's worker ids are unique per actor). Stage- and job-level
+producers may report from several processes, so their envelopes carry no sequence.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class _Sender:
                 self.dropped_total += 1
                 _warn_once("full", "telemetry buffer full (%d): dropping", self.max_buffer)
                 return
-            env["sequence"] = self._next_seq(env["source_id"])
+            if env.pop("_sequenced", True):
+                env["sequence"] = self._next_seq(env["source_id"])
             self.buffer.append(env)
             self.idle.clear()
 
@@ -164,7 +166,8 @@ class _Sender:
             self.dropped[env["message_type"]] += 1
             self.dropped_total += 1
             return
-        env["sequence"] = self._next_seq(key[0])
+        if env.pop("_sequenced", True):
+            env["sequence"] = self._next_seq(key[0])
         self.buffer.append(env)
         self.last_sent[key] = now
 
@@ -367,6 +370,10 @@ class Telemetry:
         self.stage_id = stage_id
         self.worker_id = worker_id
         self.source_id = worker_id or stage_id or job_id
+        # A worker id is used by one process, so its numbering is safe to dedupe on; a
+        # stage or job id may report from several processes (stage masters, the driver),
+        # whose independent numberings would collide: those reports carry no sequence.
+        self.sequenced = worker_id is not None
         self._options = {"max_buffer": max_buffer, "min_interval": min_interval}
         self._sender: _Sender | None = None
         self._failures = 0
@@ -392,6 +399,7 @@ class Telemetry:
                 "timestamp": time.time(),
                 "sequence": None,
                 "payload": {k: v for k, v in payload.items() if v is not None},
+                "_sequenced": self.sequenced,
             }
             if latest:
                 sender.put_latest(env)

@@ -43,3 +43,19 @@ def test_recorder_killed_mid_run(ray_cluster, tmp_path, how):
     while job.status != "LOST" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert job.status == "LOST"
+
+
+def test_worker_crash_mid_split_is_redelivered(ray_cluster, tmp_path):
+    result = run_pipeline(job_id="crash", duration=4, store=tmp_path, crash_worker_at=0.4)
+    assert result.crashed is not None
+    assert result.job.status == "COMPLETED"
+    # the crashed split was redelivered: every record the source made reached the sink
+    # stage (less what the filter dropped), none twice
+    assert result.sink_rows == result.truth["sink"]["output_records"]
+    assert result.truth["parse"]["input_records"] == result.truth["source"]["output_records"]
+    workers = result.job.workers()
+    crashed = workers[workers["worker_id"] == result.crashed]
+    assert list(crashed["event"]) == ["STARTED", "FAILED"]
+    assert "actor died" in crashed["reason"].iloc[-1]
+    replacement = workers[workers["worker_id"] == result.replacements[0]]
+    assert list(replacement["event"]) == ["STARTED", "STOPPED"]

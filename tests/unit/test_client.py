@@ -65,6 +65,18 @@ def test_sequence_is_per_producer_and_increasing():
     assert by_source == {"parse_w0_aaaaaa": [0, 1, 2, 3, 4], "parse_w1_bbbbbb": [0, 1, 2, 3, 4]}
 
 
+def test_stage_level_reports_carry_no_sequence():
+    # a stage id may report from several processes: numbering it would make the
+    # recorder drop one process's reports as duplicates of the other's
+    sink = Collect()
+    stage = Telemetry(JOB, sink, stage_id="enrich")
+    stage.stage_metrics(worker_count=2, queue_lag=7)
+    stage.event("rescale", description="enrich: 2 -> 3 workers")
+    assert stage.flush(timeout=5)
+    got = sorted((e["message_type"], e["source_id"], e["sequence"]) for e in sink.envelopes)
+    assert got == [("event", "enrich", None), ("stage_metrics", "enrich", None)]
+
+
 def test_full_buffer_drops_counts_and_reports_the_drops():
     gate = threading.Event()
     sink = Collect(gate=gate)
