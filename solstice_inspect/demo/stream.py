@@ -24,6 +24,10 @@ STAGES = [
 ]
 EDGES = {"source": ["parse"], "parse": ["filter"], "filter": ["enrich"], "enrich": ["sink"]}
 SELECTIVITY = {"source": 1.0, "parse": 1.0, "filter": 0.7, "enrich": 1.0, "sink": 1.0}
+#: records per second the source emits (halved while enrich is backpressured)
+SOURCE_RATE = 800.0
+#: records per second one worker of each stage can process: enrich is the slow one
+CAPACITY = {"parse": 700.0, "filter": 700.0, "enrich": 100.0, "sink": 2000.0}
 SAMPLE_PATH = Path(__file__).with_name("sample.jsonl.gz")
 
 
@@ -103,16 +107,33 @@ def simulate(
     queue_lag = {s: 0 for s, _, _ in stages}
     bp = {s: False for s, _, _ in stages}
     failed_worker = None
-    for k in range(1, ticks + 1):
+    pending = dict.fromkeys(queue_lag, 0)  # records waiting in each stage's input queue
+    downstream = {up: downs[0] for up, downs in EDGES.items()}
+    k = 0
+    # the source reads for ``duration_s``; then the job drains its queues, as a batch job does
+    while k < ticks or (any(pending.values()) and k < 4 * ticks):
+        k += 1
         ts = start + 0.2 + k * step
+        throttled = bp["enrich"]  # Solstice slows the source while enrich is backpressured
         for s, _, _n in stages:
-            rate = 400.0 * (0.55 if s == "enrich" else 1.0)
-            for w in workers[s]:
-                if not w["alive"]:
-                    continue
-                got = int(rate * step * rnd.uniform(0.8, 1.2))
+            alive = [w for w in workers[s] if w["alive"]]
+            if not alive:
+                continue
+            if s == "source":
+                budget = SOURCE_RATE * step * (0.5 if throttled else 1.0) if k <= ticks else 0
+            else:
+                budget = min(pending[s], CAPACITY[s] * step * len(alive))
+            for i, w in enumerate(alive):
+                share = budget / len(alive) * rnd.uniform(0.9, 1.1)
+                got = int(min(share, budget)) if i < len(alive) - 1 else int(budget)
+                budget -= got
+                out = int(got * SELECTIVITY[s])
+                if s != "source":
+                    pending[s] -= got
+                if s in downstream:
+                    pending[downstream[s]] += out
                 w["in"] += got
-                w["out"] += int(got * SELECTIVITY[s])
+                w["out"] += out
                 w["n"] += 1
                 w["t"] += step * rnd.uniform(0.3, 0.9)
                 yield msg(
@@ -129,11 +150,9 @@ def simulate(
                         "is_running": True,
                     },
                 )
-            queue_lag[s] = max(
-                0, queue_lag[s] + (900 if s == "filter" else -50) + rnd.randint(-100, 100)
-            )
+            queue_lag[s] = pending[s]
         # splits with Solstice lineage ids
-        for _ in range(int(splits_per_second * step)):
+        for _ in range(int(splits_per_second * step) if k <= ticks else 0):
             src = f"source_split_{split_no}"
             split_no += 1
             parent = src
@@ -157,14 +176,24 @@ def simulate(
         if k % int(report_hz) == 0:
             for s, _, n in stages:
                 lag = queue_lag[s]
-                parts = {
-                    str(i): {
-                        "latest_offset": k * 10 + lag // max(n, 1),
-                        "committed_offset": k * 10,
-                        "lag": lag // max(n, 1) + (lag if i == 0 else 0) // 2,
+                if (lag > 5000 and not bp[s]) or (lag < 3500 and bp[s]):  # Solstice's hysteresis
+                    bp[s] = not bp[s]
+                    yield msg(
+                        "backpressure",
+                        s,
+                        ts + 0.01,
+                        {"active": bp[s], "queue_lag": lag, "slow_down_factor": 0.5},
+                    )
+                weights = [3 if i == 0 else 1 for i in range(n)]  # partition 0 is skewed
+                parts = {}
+                for i in range(n):
+                    part_lag = lag * weights[i] // sum(weights)
+                    committed = k * 40 + i
+                    parts[str(i)] = {
+                        "latest_offset": committed + part_lag,
+                        "committed_offset": committed,
+                        "lag": part_lag,
                     }
-                    for i in range(n)
-                }
                 alive = sum(1 for w in workers[s] if w["alive"])
                 yield msg(
                     "stage_metrics",
@@ -173,20 +202,10 @@ def simulate(
                     {
                         "worker_count": alive,
                         "queue_lag": lag,
-                        "input_throughput": 400.0,
-                        "output_throughput": 400.0 * SELECTIVITY[s],
-                        "backpressure_active": lag > 5000,
+                        "backpressure_active": bp[s],
                         "partition_metrics": parts,
                     },
                 )
-                if (lag > 5000) != bp[s] and (lag > 5000 or lag < 3500):
-                    bp[s] = lag > 5000
-                    yield msg(
-                        "backpressure",
-                        s,
-                        ts + 0.03,
-                        {"active": bp[s], "queue_lag": lag, "slow_down_factor": 0.5},
-                    )
             for w in workers["parse"]:
                 yield msg(
                     "worker_resources",
@@ -309,7 +328,7 @@ def simulate(
                     "labels": {"cache": "lru"},
                 },
             )
-    end = start + 0.2 + ticks * step + 0.5
+    end = start + 0.2 + k * step + 0.5
     for s, _, _ in stages:
         for w in workers[s]:
             if w["alive"]:

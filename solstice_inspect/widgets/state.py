@@ -204,9 +204,12 @@ class JobState:
             self._summary = stage_summary(self.stage_metrics, self.dag)
         return self._summary
 
-    def _rate(self, stages: list[str]) -> float | None:
+    def _rate(self, stages: list[str], *, now: bool = True) -> float | None:
+        """Summed output rate of ``stages``: the latest window's while the job runs, the
+        average over the job once it ended (its last window is the idle tail)."""
         summary = self.summary()
-        rates = summary.loc[summary["stage_id"].isin(stages), "output_rate_now"]
+        column = "output_rate_now" if now else "output_rate"
+        rates = summary.loc[summary["stage_id"].isin(stages), column]
         return _num(rates.sum()) if rates.notna().any() else None
 
     def _spark(self, stages: list[str], column: str = "output_rate") -> list[float]:
@@ -265,8 +268,8 @@ class JobState:
                 else "no heartbeat"
             )
         records_in, records_out, workers, exceptions = self.counts()
-        rate_in = self._rate(list(self.dag.sources))
-        rate_out = self._rate(list(self.dag.sinks))
+        rate_in = self._rate(list(self.dag.sources), now=status == "RUNNING")
+        rate_out = self._rate(list(self.dag.sinks), now=status == "RUNNING")
         spark = self._spark(list(self.dag.sinks))
         total = _num(self.config.get("total_records"))
         progress = eta = None

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import solstice_inspect as si
+from solstice_inspect.analysis.stages import bottleneck
 from tests.conftest import T0, metrics, started
 
 
@@ -150,7 +151,19 @@ def test_the_shipped_sample_reads_back_consistently(store):
     job = store.job("sample_etl")
     summary = job.stage_summary().set_index("stage_id")
     assert list(summary.index) == ["source", "parse", "filter", "enrich", "sink"]
-    assert summary.loc["filter", "backpressure_level"] == "HIGH"
+    # records flow: each stage reads what its upstream wrote, and the job drains
+    for up, down in [
+        ("source", "parse"),
+        ("parse", "filter"),
+        ("filter", "enrich"),
+        ("enrich", "sink"),
+    ]:
+        assert summary.loc[down, "input_records"] == summary.loc[up, "output_records"]
+    assert summary.loc["filter", "selectivity"] == pytest.approx(0.7, abs=0.01)
+    # enrich is the slow stage: Solstice marks it (its input lags) and it is the bottleneck
+    assert summary.loc["enrich", "backpressure_level"] in ("LOW", "HIGH")
+    assert summary.loc["parse", "backpressure_level"] == "OK"
+    assert bottleneck(summary.reset_index()) == "enrich"
     assert job.info["records_in"] == summary.loc["source", "output_records"]
     assert job.info["records_out"] == summary.loc["sink", "output_records"]
     groups = job.exception_groups()
