@@ -385,6 +385,9 @@ class Fold:
             st.queue_lag = sum(st.partitions.values())
         if "backpressure_active" in p:
             self._set_backpressure(st, p["backpressure_active"], ts, None)
+        elif st.queue_lag is not None:  # no flag sent: apply Solstice's own hysteresis
+            limit = BACKPRESSURE_OFF_LAG if st.bp_active else BACKPRESSURE_ON_LAG
+            self._set_backpressure(st, st.queue_lag > limit, ts, None)
 
     def _on_backpressure(self, env: Envelope, p: dict, ts: float) -> None:
         st = self._stage(env.source_id)

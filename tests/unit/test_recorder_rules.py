@@ -177,3 +177,24 @@ def test_the_final_status_is_durable_even_as_the_last_message(tmp_path):
     assert job.status == "FAILED"
     assert job.info["error"] == "OOM in enrich"
     assert job.info["duration_ms"] == 3500.25
+
+
+def test_backpressure_without_a_flag_follows_solstices_5000_3500_hysteresis(store, msg):
+    lags = [1000, 5200, 4000, 3600, 3400, 5001]
+    msgs = [started(msg)] + [
+        msg("stage_metrics", "mid", T0 + i, {"queue_lag": lag}) for i, lag in enumerate(lags, 1)
+    ]
+    _, job = record(store, msgs)
+    sm = job.stage_metrics()
+    active = sm[sm["stage_id"] == "mid"].set_index("queue_lag")["backpressure_active"]
+    assert active.to_dict() == {
+        1000: False,
+        5200: True,
+        4000: True,
+        3600: True,
+        3400: False,
+        5001: True,
+    }
+    kinds = job.events()["event_type"].tolist()
+    assert kinds.count("backpressure_started") == 2
+    assert kinds.count("backpressure_cleared") == 1
