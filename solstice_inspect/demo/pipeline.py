@@ -194,9 +194,11 @@ class _Driver:
 
     def _partition_for(self, split_index: int) -> int:
         parts = int(self.opts["partitions"])
-        if self.opts["skew"] and split_index % 3 != 2:
+        if not self.opts["skew"] or parts == 1:
+            return split_index % parts
+        if split_index % 3 != 2:
             return 0  # two splits in three land in partition 0: a hot partition
-        return split_index % parts
+        return 1 + (split_index // 3) % (parts - 1)  # the rest spread over the others
 
     def schedule(self, generating: bool) -> None:
         for stage_id in STAGES:
@@ -328,7 +330,7 @@ def run_pipeline(
     telemetry: bool = True,
     skew: bool = True,
     split_size: int = 50,
-    partitions: int = 2,
+    partitions: int = 4,
     queue_capacity: int = 6,
     checkpoint_every: float = 3.0,
     flush_interval: float = 1.0,

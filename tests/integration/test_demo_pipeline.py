@@ -13,6 +13,7 @@ import lance
 import pytest
 
 import solstice_inspect as si
+from solstice_inspect.analysis.stages import bottleneck
 from solstice_inspect.demo.pipeline import STAGES, run_pipeline
 
 pytestmark = pytest.mark.ray
@@ -119,6 +120,17 @@ def test_killed_worker_has_a_failure_event_and_its_replacement_a_start(demo):
     events = demo.job.events()
     assert demo.killed[0] in set(events[events["event_type"] == "worker_killed"]["worker_id"])
     assert (events["event_type"] == "backpressure_started").any()
+
+
+def test_slow_stage_is_the_bottleneck_and_the_hot_partition_shows(demo):
+    summary = demo.job.stage_summary().set_index("stage_id")
+    assert summary.loc["enrich", "backpressure_level"] in ("LOW", "HIGH")
+    assert summary.loc["sink", "backpressure_level"] == "OK"
+    assert bottleneck(summary.reset_index()) == "enrich"
+    parts = demo.job.partition_metrics()
+    offsets = parts[parts["stage_id"] == "parse"].groupby("partition_id")["latest_offset"].max()
+    # two splits in three go to partition 0, the rest spread over partitions 1-3
+    assert offsets["0"] > 3 * offsets.drop("0").max()
 
 
 def test_second_attempt_followed_live_from_a_process_without_ray(demo, store_dir):
