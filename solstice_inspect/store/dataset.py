@@ -26,12 +26,10 @@ def open_dataset(uri: str) -> lance.LanceDataset | None:
     """The latest version of a dataset, or None when it does not exist (yet)."""
     try:
         return lance.dataset(uri)
-    except (FileNotFoundError, ValueError) as exc:
-        if (
-            "not found" in str(exc).lower()
-            or "does not exist" in str(exc).lower()
-            or isinstance(exc, FileNotFoundError)
-        ):
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        if "not found" in str(exc).lower():
             return None
         raise StoreError(f"cannot open {uri}: {exc}") from exc
     except OSError as exc:
@@ -90,7 +88,11 @@ class DatasetWriter:
         try:
             ds = lance.dataset(self.uri)
             if len(ds.get_fragments()) > 1:
-                ds.optimize.compact_files(target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT)
+                # one thread: compaction is background work that must not take the cores
+                # (or the memory peak of many threads) from the job being recorded
+                ds.optimize.compact_files(
+                    target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT, num_threads=1
+                )
             lance.dataset(self.uri).cleanup_old_versions(older_than=self.grace)
             self.compactions += 1
         except (OSError, ValueError, RuntimeError) as exc:
