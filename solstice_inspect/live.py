@@ -256,7 +256,7 @@ class LiveJob:
         """Sleep until the next poll is both allowed and worth it.
 
         Polls stay at most one per ``refresh``. Once one is allowed, a cheap check of one
-        table's version every ``refresh / 4`` starts the poll as soon as the recorder has
+        table's version every ``refresh / 8`` starts the poll as soon as the recorder has
         flushed, so polls fall into step just behind the recorder's flushes instead of up
         to a whole ``refresh`` after them (measured: bench/live_bench.py). A full poll
         still happens every ``2 * refresh`` whatever the check says (status, quiet tables).
@@ -271,7 +271,7 @@ class LiveJob:
                 return  # let the full poll report it
             if ds is not None and ds.version != seen:
                 return
-            self._stop.wait(self.refresh / 4)
+            self._stop.wait(self.refresh / 8)
 
     def stop(self) -> None:
         """Stop the background thread (the cursors are kept: :meth:`start` resumes)."""

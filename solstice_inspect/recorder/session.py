@@ -87,6 +87,7 @@ class Recording:
         self.flushes = 0
         self.write_errors = 0
         self._stop = threading.Event()
+        self._wakeup = threading.Event()  # set by ingest when a flush is due, and at close
         self._catalog_row(time.time())  # the attempt is listed from its first moment
         self._thread = threading.Thread(
             target=self._run, name=f"solstice-recorder-{job_id}", daemon=True
@@ -122,6 +123,8 @@ class Recording:
                 final |= self._ingest_one(item)
         if final:
             self.flush()
+        elif time.monotonic() - self._last_flush >= self.flush_interval:
+            self._wakeup.set()
         after = self._counts()
         return {k: after[k] - before[k] for k in after}
 
@@ -278,13 +281,22 @@ class Recording:
             log.error("catalog heartbeat failed: %s", exc)
 
     def _run(self) -> None:
-        tick = min(self.flush_interval, self.heartbeat_interval) / 4
-        while not self._stop.wait(tick):
+        # Sleep until the next flush or heartbeat is due, not in fixed ticks: rows wait
+        # at most one flush interval, and rows arriving after a quiet spell are written
+        # at once (ingest wakes the thread) — still at most one append per interval.
+        while not self._stop.is_set():
             now = time.monotonic()
-            if now - self._last_flush >= self.flush_interval and self._pending():
+            flush_due = self._last_flush + self.flush_interval
+            beat_due = self._last_heartbeat + self.heartbeat_interval
+            if now >= flush_due and self._pending():
                 self._flush(catalog_always=False)
-            elif now - self._last_heartbeat >= self.heartbeat_interval:
+                continue
+            if now >= beat_due:
                 self._catalog_row(time.time())
+                continue
+            wake = beat_due if now >= flush_due else min(flush_due, beat_due)
+            self._wakeup.wait(max(wake - now, 0.001))
+            self._wakeup.clear()
 
     def _pending(self) -> bool:
         with self._lock:
@@ -313,6 +325,7 @@ class Recording:
     def _close(self) -> None:
         self._closed = True
         self._stop.set()
+        self._wakeup.set()
         self._thread.join()
         self.flush()
         for writer in self._writers.values():
