@@ -18,6 +18,7 @@ import ray
 from solstice_inspect.errors import InspectError
 from solstice_inspect.protocol import envelope, valid_job_id
 from solstice_inspect.recorder.client import Telemetry
+from solstice_inspect.recorder.session import FinishOnExit
 from solstice_inspect.store import Store, connect
 from solstice_inspect.store.reader import Job
 
@@ -80,7 +81,7 @@ def _stage_specs(stages: Iterable[Any] | None) -> list[dict[str, Any]]:
     return out
 
 
-class JobRecorder:
+class JobRecorder(FinishOnExit):
     """A handle on a job's recorder actor; picklable, usable from any process.
 
     Start one with :meth:`JobRecorder.start` (or find a running one with
@@ -296,12 +297,3 @@ class JobRecorder:
     def job(self) -> Job:
         """This attempt, read from the store."""
         return Store(self.store).job(self.job_id, attempt=self.attempt_id)
-
-    def __enter__(self) -> JobRecorder:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None:
-            self.finish("COMPLETED")
-        else:
-            self.finish("FAILED", error=f"{type(exc).__name__}: {exc}")

@@ -40,7 +40,24 @@ _OPTIONS = (
 )
 
 
-class Recording:
+class FinishOnExit:
+    """Context manager of a writer: COMPLETED on a normal exit, FAILED with the error
+    (then re-raised) when the body raises. Subclasses define ``finish``."""
+
+    def finish(self, status: str = "COMPLETED", *, error: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.finish("COMPLETED")
+        else:
+            self.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
+
+
+class Recording(FinishOnExit):
     """The only writer of one attempt; create it with :meth:`Store.record`.
 
     Use it as a context manager: leaving the block normally finishes the attempt as
@@ -330,15 +347,6 @@ class Recording:
         self.flush()
         for writer in self._writers.values():
             writer.compact()
-
-    def __enter__(self) -> Recording:
-        return self
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None:
-            self.finish("COMPLETED")
-        else:
-            self.finish("FAILED", error=f"{type(exc).__name__}: {exc}")
 
 
 def _items(messages: Any) -> Iterable[Any]:
