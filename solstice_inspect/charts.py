@@ -81,9 +81,9 @@ def _chart(data: Any, chart: str) -> alt.Chart:
     _, title, y_title = CHARTS[chart]
     return (
         alt.Chart(data, title=title)
-        .mark_line(interpolate="monotone", strokeWidth=1.5)
+        .mark_line(interpolate="linear", strokeWidth=1.5)
         .encode(
-            x=alt.X("t:T", title="time"),
+            x=alt.X("t:T", title="time", axis=alt.Axis(format="%H:%M:%S", labelOverlap=True)),
             y=alt.Y("v:Q", title=y_title),
             color=alt.Color("stage:N", title="stage"),
             tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("t:T"), alt.Tooltip("v:Q", format=",.2f")],

@@ -76,7 +76,7 @@ def node_data(stage: dict[str, Any]) -> tuple[dict[str, Any], str]:
     label = (
         f"{stage['stage_id']} · {stage.get('operator_type') or '?'}\n"
         f"{_fmt(stage.get('workers_alive'))}/{_fmt(stage.get('max_parallelism'))} workers\n"
-        f"{_fmt(stage.get('output_rate_now'))} rec/s"
+        f"{_fmt(stage.get('display_rate', stage.get('output_rate_now')))} rec/s"
     )
     return {"id": str(stage["stage_id"]), "label": label, "level": level}, level.lower()
 

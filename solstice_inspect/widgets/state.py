@@ -201,7 +201,10 @@ class JobState:
         """Per-stage figures (``analysis.stages.stage_summary``), computed once per change
         of the rows."""
         if self._summary is None:
-            self._summary = stage_summary(self.stage_metrics, self.dag)
+            summary = stage_summary(self.stage_metrics, self.dag)
+            # what a DAG node shows: the rate now while running, the job's mean after
+            summary["display_rate"] = summary["output_rate_now" if self.running else "output_rate"]
+            self._summary = summary
         return self._summary
 
     def _rate(self, stages: list[str], *, now: bool = True) -> float | None:
