@@ -189,8 +189,14 @@ def dismiss_dialogs(page: Any) -> list[str]:
     return texts
 
 
-def kernel_idle(page: Any) -> bool:
-    return page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').count() > 0
+def no_cell_running(page: Any) -> bool:
+    """No cell shows the ``[*]`` prompt. (The kernel indicator is not used for this: it
+    flickers busy while the kernel handles the widgets' comm messages, with no cell running.)
+    """
+    prompts = page.eval_on_selector_all(
+        ".jp-InputPrompt", "els => els.map(e => e.textContent || '')"
+    )
+    return bool(prompts) and not any("*" in p for p in prompts)
 
 
 CY_NODES_JS = """(root) => {

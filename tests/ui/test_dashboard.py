@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from lab import CY_NODES_JS, kernel_idle, run_all, write_notebook
+from lab import CY_NODES_JS, no_cell_running, run_all, write_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = 5  # the demo pipeline's and the simulation's
@@ -46,12 +46,12 @@ def test_quickstart_runs_live_and_renders(lab, page, artifacts):
     assert live.locator(".si-badge").text_content() in ("RUNNING", "COMPLETED")
 
     # the header's record count grows while no cell runs (live updates from the kernel)
-    assert kernel_idle(page)
+    assert no_cell_running(page)
     first = records_in(page)
     deadline = time.monotonic() + 30
     while records_in(page) <= first and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert kernel_idle(page), "no cell was running"
+    assert no_cell_running(page), "no cell was running"
     assert records_in(page) > first, "the record count did not increase"
     header.screenshot(path=str(artifacts / "live_header.png"))
 
