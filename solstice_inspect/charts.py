@@ -76,20 +76,38 @@ def series(stage_metrics: pd.DataFrame, chart: str) -> pd.DataFrame:
     return out.sort_values("t", kind="stable").reset_index(drop=True)
 
 
-def _chart(data: Any, chart: str) -> alt.Chart:
-    alt = _altair()
+def _spec(chart: str) -> dict[str, Any]:
+    """The Vega-Lite description of one chart, without its data: the one source both the
+    widget's renderer and the ``alt.Chart`` objects users get are built from. Written as a
+    plain dict so that displaying a dashboard never imports Altair (1.5 s on first import;
+    ``tests/unit/test_widgets.py`` checks the dict is a valid Altair chart)."""
     _, title, y_title = CHARTS[chart]
-    return (
-        alt.Chart(data, title=title)
-        .mark_line(interpolate="linear", strokeWidth=1.5)
-        .encode(
-            x=alt.X("t:T", title="time", axis=alt.Axis(format="%H:%M:%S", labelOverlap=True)),
-            y=alt.Y("v:Q", title=y_title),
-            color=alt.Color("stage:N", title="stage"),
-            tooltip=[alt.Tooltip("stage:N"), alt.Tooltip("t:T"), alt.Tooltip("v:Q", format=",.2f")],
-        )
-        .properties(width=360, height=180)
-    )
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "config": {"view": {"continuousWidth": 300, "continuousHeight": 300}},
+        "title": title,
+        "width": 360,
+        "height": 180,
+        "mark": {"type": "line", "interpolate": "linear", "strokeWidth": 1.5},
+        "encoding": {
+            "x": {"field": "t", "type": "temporal", "title": "time",
+                  "axis": {"format": "%H:%M:%S", "labelOverlap": True}},
+            "y": {"field": "v", "type": "quantitative", "title": y_title},
+            "color": {"field": "stage", "type": "nominal", "title": "stage"},
+            "tooltip": [
+                {"field": "stage", "type": "nominal"},
+                {"field": "t", "type": "temporal"},
+                {"field": "v", "type": "quantitative", "format": ",.2f"},
+            ],
+        },
+    }  # fmt: skip
+
+
+def _chart(points: pd.DataFrame, chart: str) -> alt.Chart:
+    alt = _altair()
+    described = alt.Chart.from_dict({**_spec(chart), "data": {"name": DATA_NAME}})
+    described.data = points  # a DataFrame users can inspect; Altair inlines it on render
+    return described
 
 
 def _from_job(job: Job, chart: str, max_points: int) -> alt.Chart:
@@ -140,9 +158,9 @@ def vega_lite_spec(chart: str) -> dict[str, Any]:
     >>> vega_lite_spec("queue_lag")["data"]
     {'name': 'series'}
     """
-    alt = _altair()
-    spec = _chart(alt.NamedData(name=DATA_NAME), chart).to_dict()
-    spec.pop("datasets", None)
+    if chart not in CHARTS:
+        raise ValueError(f"no chart {chart!r}; charts: {', '.join(CHARTS)}")
+    spec = {**_spec(chart), "data": {"name": DATA_NAME}}
     # rows arrive after the first layout: re-fit axes and legend on every update
     spec["autosize"] = {"type": "pad", "resize": True}
     return spec

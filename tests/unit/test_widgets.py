@@ -274,3 +274,15 @@ def test_header_shows_lost_with_its_reason_and_progress_with_eta(archived):
     assert head["progress"] == pytest.approx(0.25)
     assert head["rate_in"] == 100.0
     assert head["eta_s"] == pytest.approx(records_in * 3 / 100.0, abs=1)
+
+
+def test_the_widgets_chart_specs_are_valid_altair_charts():
+    import altair as alt
+
+    from solstice_inspect.charts import CHARTS, vega_lite_spec
+
+    for name in CHARTS:
+        spec = vega_lite_spec(name)
+        chart = alt.Chart.from_dict(spec)  # validates against Vega-Lite's schema
+        assert chart.to_dict()["encoding"]["y"]["title"] == CHARTS[name][2]
+        assert spec["data"] == {"name": "series"}
