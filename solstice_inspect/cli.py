@@ -110,7 +110,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     job = _store(args).job(args.job_id, attempt=args.attempt)
     info = job.info
     print(f"job {job.job_id}  attempt {job.attempt_id}  status {info['status']}")
-    print(f"start {info['start_time']}  end {info['end_time']}  duration {info['duration_s']} s")
+    duration = info["duration_s"]
+    shown = "—" if duration is None or duration != duration else f"{duration:,.1f}"
+    print(f"start {info['start_time']}  end {info['end_time']}  duration {shown} s")
     print(
         f"records in {info['records_in']}  out {info['records_out']}  workers alive "
         f"{info['workers']}  exceptions {info['exceptions']}"
@@ -287,10 +289,13 @@ def _demo_sample(args: argparse.Namespace) -> int:
 
 
 def _print_next(root: str, job_id: str) -> None:
+    notebook = Path("notebooks/quickstart.ipynb")  # there when run from a checkout (make demo)
+    jupyter = Path(sys.executable).with_name("jupyter")
+    print("\nnext:")
+    if notebook.exists():
+        print(f"  {jupyter} lab {notebook}   # the quickstart notebook")
     print(
-        "\nnext:\n"
-        "  jupyter lab notebooks/      # the quickstart notebook\n"
-        "  # or, in any notebook:\n"
+        "  # in any notebook:\n"
         "  import solstice_inspect as si\n"
         f"  store = si.connect({root!r})\n"
         f"  si.job_monitor({job_id!r}, store=store)   # the live dashboard\n"
