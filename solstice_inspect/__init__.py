@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from solstice_inspect.api import Job, Store, connect
 from solstice_inspect.errors import InspectError, InvalidMessage, JobNotFound, StoreError
 from solstice_inspect.live import LiveJob, attach
 from solstice_inspect.protocol import envelope
 from solstice_inspect.recorder.session import Recording
-from solstice_inspect.store import Dag, Job, Store, connect
+from solstice_inspect.store import Dag
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "Job",
     "JobNotFound",
     "JobRecorder",
+    "JobSnapshot",
     "LiveJob",
     "Recording",
     "Store",
@@ -43,6 +45,7 @@ __all__ = [
     "job_monitor",
     "jobs",
     "running_jobs",
+    "widgets",
 ]
 
 # Ray is imported only when one of these is first used (``import solstice_inspect`` must
@@ -51,9 +54,11 @@ _LAZY = {
     "JobRecorder": "solstice_inspect.recorder.actor",
     "Telemetry": "solstice_inspect.recorder.client",
     "running_jobs": "solstice_inspect.ray_tools",
-    # widget dependencies (anywidget, ipycytoscape, altair) load on first use too
+    # the widgets load on first use too (importing anywidget/ipywidgets takes ~0.5 s)
     "job_monitor": "solstice_inspect.widgets",
+    "widgets": "solstice_inspect.widgets",
     "charts": "solstice_inspect.charts",
+    "JobSnapshot": "solstice_inspect.analysis.snapshot",
 }
 
 

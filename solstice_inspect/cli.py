@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from solstice_inspect.api import Store, connect
 from solstice_inspect.errors import InspectError
-from solstice_inspect.store import Store, connect
 
 
 def _store(args: argparse.Namespace) -> Store:

@@ -2,9 +2,12 @@
 
 A live view polls the store, never the workers: every ``refresh`` seconds it reads, per
 table, the rows whose ``batch`` (the recorder's flush number) is above the last one it
-saw. ``batch`` restarts with every attempt, so a ``LiveJob`` follows exactly one attempt
-and keeps one cursor per table of it. No Ray is needed: a second process with only the
-store path can follow a job that a Ray cluster is running.
+saw — the same :meth:`Job.scan <solstice_inspect.store.reader.Job.scan>` an archived read
+makes, from a cursor. ``batch`` restarts with every attempt, so a ``LiveJob`` keeps one
+cursor per table of the attempt it follows; given a job *id*, it moves on to a newer
+attempt of that job when one starts (cursors reset, :attr:`LiveJob.attempt_changes` + 1).
+No Ray is needed: a second process with only the store path can follow a job that a Ray
+cluster is running.
 
 Examples
 --------
@@ -28,15 +31,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from solstice_inspect.errors import InspectError
+from solstice_inspect.errors import InspectError, JobNotFound
 from solstice_inspect.schema import FINAL_STATUSES, JOB_TABLES
-from solstice_inspect.store.dataset import open_dataset
+from solstice_inspect.store import connect
 from solstice_inspect.store.reader import Job, Store
 
 log = logging.getLogger("solstice_inspect.live")
 
 #: statuses after which an attempt writes nothing more (LOST: its recorder is gone)
 DONE_STATUSES = frozenset(FINAL_STATUSES | {"LOST"})
+#: seconds between catalog checks for a newer attempt once the followed one ended
+FOLLOW_POLL_S = 2.0
 
 Rows = dict[str, pa.Table]
 Callback = Callable[[Rows], Any]
@@ -57,6 +62,13 @@ class LiveJob:
         Seconds between two polls of the background thread (:meth:`start`).
     tables
         The tables to follow (default: every job table).
+    columns
+        Per table, only these columns (``batch`` is always read: it is the cursor).
+    wait
+        Given a job id with no attempt yet, wait this many seconds for its first one.
+    follow
+        Move on to a newer attempt of the job when the followed one has ended and a newer
+        one starts. Default: True when given a job id, False when given a ``Job``.
 
     Notes
     -----
@@ -64,8 +76,10 @@ class LiveJob:
     background thread (:meth:`start`) polls every ``refresh`` seconds and hands
     non-empty results to every subscriber. Once the attempt's status is final
     (COMPLETED, FAILED, CANCELLED) or LOST, one last poll is made, subscribers are called
-    one last time (possibly with an empty dict), :attr:`done` becomes True and the
-    thread stops by itself.
+    one last time (possibly with an empty dict) and :attr:`done` becomes True. Without
+    ``follow`` the thread then stops by itself; with it, the thread checks the catalog
+    every few seconds and, when a newer attempt appears, resets its cursors and goes on
+    with that one (subscribers see :attr:`job` change).
 
     Examples
     --------
@@ -86,37 +100,49 @@ class LiveJob:
         store: Store | str | None = None,
         refresh: float = 1.0,
         tables: Iterable[str] | None = None,
+        columns: dict[str, list[str]] | None = None,
+        wait: float = 0.0,
+        follow: bool | None = None,
     ) -> None:
-        if isinstance(job_or_id, Job):
-            self.job = job_or_id
-        else:
-            from solstice_inspect.store import connect
-
-            st = store if isinstance(store, Store) else connect(store)
-            self.job = st.job(job_or_id)
         if not refresh > 0:
             raise ValueError(f"refresh must be > 0 seconds, not {refresh!r}")
         self.refresh = float(refresh)
+        if isinstance(job_or_id, Job):
+            self.job = job_or_id
+        else:
+            st = store if isinstance(store, Store) else connect(store)
+            self.job = first_attempt(st, str(job_or_id), wait)
+        #: move on to a newer attempt of the job when one starts (default: given an id)
+        self.follow = (not isinstance(job_or_id, Job)) if follow is None else bool(follow)
         names = list(JOB_TABLES) if tables is None else list(tables)
         unknown = [t for t in names if t not in JOB_TABLES]
         if unknown:
             raise ValueError(f"no table(s) {unknown}; tables: {', '.join(JOB_TABLES)}")
         self.tables = names
+        self.columns = {
+            name: list(dict.fromkeys([*cols, "batch"])) for name, cols in (columns or {}).items()
+        }
         #: per table: the highest ``batch`` already handed out (-1: nothing yet)
         self.cursors: dict[str, int] = dict.fromkeys(names, -1)
         self._versions: dict[str, int] = {}
         self.status = ""
+        #: the attempt's newest catalog row, as of the last poll
+        self.catalog: dict[str, Any] = {}
         self.done = False
         self.polls = 0
         self.rows_seen = 0
         self.errors = 0
         self.callback_errors = 0
+        self.attempt_changes = 0
+        #: ``time.time()`` of the last poll that brought rows (None: none yet)
+        self.last_rows_at: float | None = None
         self.last_error: BaseException | None = None
         self._subscribers: list[Callback] = []
         self._poll_lock = threading.Lock()
         self._sub_lock = threading.Lock()
         self._stop = threading.Event()
         self._finished = threading.Event()
+        self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
 
@@ -152,29 +178,52 @@ class LiveJob:
             When the store cannot be read (the background thread counts and retries).
         """
         with self._poll_lock:
+            if self.done and self.follow and not self._newer_attempt():
+                return {}
             # status first: the recorder writes every table before the final catalog row,
             # so a poll made after seeing a final status sees everything.
-            status = self.job.status
+            catalog = self.job.catalog_row()
+            status = str(catalog["status"])
             rows = self._read_new()
+            self.catalog = catalog
             self.status = status
             self.polls += 1
+            if rows:
+                self.last_rows_at = time.time()
             if status in DONE_STATUSES:
                 self.done = True
+                self._done.set()
             return rows
+
+    def _newer_attempt(self) -> bool:
+        """Switch to the newest attempt of the job if it is not the one followed."""
+        attempts = self.job.store.attempts(self.job.job_id)
+        newest = str(attempts["attempt_id"].iloc[-1]) if len(attempts) else None
+        if newest is None or newest == self.job.attempt_id:
+            return False
+        log.info("%s: following the newer attempt %s", self.job.job_id, newest)
+        self.job = self.job.store.attempt(self.job.job_id, newest)
+        self.cursors = dict.fromkeys(self.tables, -1)
+        self._versions = {}
+        self.done = False
+        self._done.clear()
+        self.attempt_changes += 1
+        return True
 
     def _read_new(self) -> Rows:
         out: Rows = {}
         for name in self.tables:
-            uri = self.job._uri(name)
-            ds = open_dataset(uri)
-            if ds is None:
-                continue
-            version = ds.version
-            if self._versions.get(name) == version:
-                continue  # nothing appended (or compacted) since the last look
             cursor = self.cursors[name]
-            table = ds.to_table(filter=f"batch > {cursor}" if cursor >= 0 else None)
-            self._versions[name] = version
+            got = self.job.scan(
+                name,
+                columns=self.columns.get(name),
+                after_batch=cursor,
+                known_version=self._versions.get(name),
+            )
+            if got.unchanged or got.version is None:
+                continue  # nothing appended (or compacted) since the last look
+            self._versions[name] = got.version
+            table = got.table
             if table.num_rows:
                 self.cursors[name] = max(cursor, int(pc.max(table["batch"]).as_py()))
                 self.rows_seen += table.num_rows
@@ -224,7 +273,7 @@ class LiveJob:
     # ------------------------------------------------------------------ thread
     def start(self) -> LiveJob:
         """Poll in a background thread every ``refresh`` seconds; return ``self``."""
-        if self.running or self.done:
+        if self.running or (self.done and not self.follow):
             return self
         self._stop.clear()
         self._thread = threading.Thread(
@@ -234,6 +283,7 @@ class LiveJob:
         return self
 
     def _run(self) -> None:
+        self._told_done = False
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
@@ -244,11 +294,16 @@ class LiveJob:
                     self.last_error = exc
                     self._warn_once("poll", "polling %s failed (will retry): %s", self.job, exc)
                     rows = {}
-                if rows or self.done:
+                if rows or (self.done and not self._told_done):
                     self._notify(rows)
-                if self.done:
+                    self._told_done = self.done
+                if self.done and not self.follow:
                     return
-                self._wait_for_news(started)
+                if self.done:  # waiting for a newer attempt: the catalog, every few s
+                    self._stop.wait(max(self.refresh, FOLLOW_POLL_S))
+                else:
+                    self._told_done = False
+                    self._wait_for_news(started)
         finally:
             self._finished.set()
 
@@ -266,10 +321,10 @@ class LiveJob:
         seen = self._versions.get(sentinel)
         while not self._stop.is_set() and time.monotonic() - last_poll < 2 * self.refresh:
             try:
-                ds = open_dataset(self.job._uri(sentinel))
+                version = self.job.version(sentinel)
             except (InspectError, OSError, ValueError, RuntimeError):
                 return  # let the full poll report it
-            if ds is not None and ds.version != seen:
+            if version is not None and version != seen:
                 return
             self._stop.wait(self.refresh / 8)
 
@@ -284,7 +339,12 @@ class LiveJob:
         """Block until the attempt is done (or ``timeout`` s pass); return :attr:`done`."""
         if self._thread is None:
             raise InspectError("this LiveJob is not polling: call start() first")
-        self._finished.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set() and not self._finished.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._done.wait(0.1 if left is None else min(0.1, left))
         return self.done
 
     def __enter__(self) -> LiveJob:
@@ -294,12 +354,26 @@ class LiveJob:
         self.stop()
 
 
+def first_attempt(store: Store, job_id: str, wait: float) -> Job:
+    """The latest attempt of ``job_id``; wait up to ``wait`` s for a first one to appear."""
+    deadline = time.monotonic() + max(0.0, wait)
+    while True:
+        try:
+            return store.job(job_id)
+        except JobNotFound:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
 def attach(
     job_id: str,
     *,
     store: Store | str | None = None,
     refresh: float = 1.0,
     tables: Iterable[str] | None = None,
+    wait: float = 60.0,
+    follow: bool = True,
 ) -> LiveJob:
     """Follow the latest attempt of ``job_id``: a started :class:`LiveJob`.
 
@@ -313,10 +387,18 @@ def attach(
         Seconds between polls.
     tables
         Tables to follow (default: all).
+    wait
+        When the job has no attempt yet, wait this many seconds for its first one
+        (then raise :class:`~solstice_inspect.errors.JobNotFound`).
+    follow
+        When the followed attempt ends and a newer attempt of ``job_id`` starts, follow
+        that one (until :meth:`LiveJob.stop`).
 
     Examples
     --------
-    >>> live = si.attach("etl_001", refresh=0.5)   # doctest: +SKIP
-    >>> live.subscribe(print)                      # doctest: +SKIP
+    >>> live = si.attach("etl_001", refresh=0.5, wait=120)   # doctest: +SKIP
+    >>> live.subscribe(print)                                # doctest: +SKIP
     """
-    return LiveJob(job_id, store=store, refresh=refresh, tables=tables).start()
+    return LiveJob(
+        job_id, store=store, refresh=refresh, tables=tables, wait=wait, follow=follow
+    ).start()

@@ -217,6 +217,8 @@ def valid_job_id(job_id: object) -> str:
 
 def parse(raw: str | bytes | bytearray | memoryview) -> Any:
     """Parse one JSON envelope; raise ``InvalidMessage`` with a countable reason."""
+    if isinstance(raw, memoryview):
+        raw = raw.tobytes()  # json.loads (the fallback below) takes no memoryview
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise InvalidMessage("oversize", f"envelope of {len(raw)} bytes > {MAX_ENVELOPE_BYTES}")
     try:

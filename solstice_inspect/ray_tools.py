@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 import ray
+from ray.exceptions import RayError
 
 from solstice_inspect.errors import InspectError, JobNotFound
 from solstice_inspect.recorder.actor import NAMESPACE
@@ -82,13 +83,18 @@ def running_jobs(*, store: Store | str | None = None) -> pd.DataFrame:
     _connect()
     only = None if store is None else (store if isinstance(store, Store) else connect(store)).root
     rows = []
-    for entry in ray.util.list_named_actors(all_namespaces=True):
+    # Ray annotates the result as list[str]; with all_namespaces=True the entries are dicts
+    # {"name": ..., "namespace": ...} (its docstring and code say so).
+    entries: list[dict[str, str]] = ray.util.list_named_actors(  # pyright: ignore[reportAssignmentType]
+        all_namespaces=True
+    )
+    for entry in entries:
         if entry.get("namespace") != NAMESPACE or not entry.get("name", "").startswith("recorder:"):
             continue
         try:
             actor = ray.get_actor(entry["name"], namespace=NAMESPACE)
-            info = ray.get(actor.info.remote(), timeout=10)
-        except (ValueError, ray.exceptions.RayError):
+            info: dict[str, Any] = ray.get(actor.info.remote(), timeout=10)
+        except (ValueError, RayError):
             continue  # it finished between the listing and the call
         if only is not None and info["store"] != only:
             continue
@@ -158,7 +164,9 @@ def _actor(job: Job, worker_id: str) -> dict[str, Any]:
     try:
         from ray.util.state import list_actors
 
-        found = list_actors(
+        # Any: Ray's state records are typed as a bare PydanticDataclass (its decorator is
+        # chosen at run time), which hides their fields (state, actor_id, pid, node_id).
+        found: list[Any] = list_actors(
             address=_address(),
             filters=[("name", "=", name)],
             detail=False,

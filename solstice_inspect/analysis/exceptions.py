@@ -2,54 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import pandas as pd
 
-_FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
-_NORMALISE = [
-    (re.compile(r"0x[0-9a-fA-F]+"), "<hex>"),
-    (re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"), "<uuid>"),
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "<str>"),
-    (re.compile(r"(?<![A-Za-z_])\d+(\.\d+)?"), "<n>"),
-    (re.compile(r"\s+"), " "),
+from solstice_inspect.semantics import fingerprint, normalise_message, top_frames
+
+__all__ = [
+    "fingerprint",
+    "group_exceptions",
+    "normalise_message",
+    "root_cause_hint",
+    "top_frames",
 ]
-
-
-def normalise_message(message: str) -> str:
-    """Strip what varies between occurrences of one bug (numbers, ids, quoted values).
-
-    Examples
-    --------
-    >>> normalise_message("bad record 1234 in 'a.json' at 0x7f3e")
-    'bad record <n> in <str> at <hex>'
-    """
-    text = message[:2000]
-    for pattern, repl in _NORMALISE:
-        text = pattern.sub(repl, text)
-    return text.strip()
-
-
-def top_frames(stacktrace: str, n: int = 3) -> list[str]:
-    """The innermost ``n`` frames of a Python traceback as ``file:function``."""
-    frames = [f"{path.rsplit('/', 1)[-1]}:{fn}" for path, fn in _FRAME.findall(stacktrace or "")]
-    return frames[-n:]
-
-
-def fingerprint(exception_type: str, message: str, stacktrace: str = "") -> str:
-    """A stable id for "the same error": type + normalised message + top frames.
-
-    Examples
-    --------
-    >>> fingerprint("ValueError", "bad row 17") == fingerprint("ValueError", "bad row 99")
-    True
-    """
-    key = "\n".join(
-        [exception_type or "", normalise_message(message or ""), *top_frames(stacktrace)]
-    )
-    return hashlib.sha1(key.encode("utf-8", "replace")).hexdigest()[:16]
-
 
 _HINTS = [
     (

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError, RayError
 
+from solstice_inspect.api import Job, Store, connect
 from solstice_inspect.demo.workers import OPERATORS, PartitionedQueue, StageWorker
 from solstice_inspect.protocol import envelope
 from solstice_inspect.recorder.actor import NAMESPACE, JobRecorder
-from solstice_inspect.store import Store, connect
-from solstice_inspect.store.reader import Job
 
 log = logging.getLogger("solstice_inspect.demo")
 
@@ -158,7 +158,7 @@ class _Driver:
         """Kill an idle worker (after its reports were handed over) and replace it."""
         try:
             ray.get(slot.handle.flush_telemetry.remote(), timeout=10)
-        except ray.exceptions.RayError as exc:
+        except RayError as exc:
             log.warning("flush before kill failed: %s", exc)
         ray.kill(slot.handle, no_restart=True)
         self.result_extra["killed"].append(slot.worker_id)
@@ -232,8 +232,8 @@ class _Driver:
         if out is not None:
             out.reserved -= 1
         try:
-            result = ray.get(ref)
-        except ray.exceptions.RayActorError as exc:
+            result: dict[str, Any] = ray.get(ref)  # StageWorker.process's answer
+        except RayActorError as exc:
             log.warning("worker %s died: %s", slot.worker_id, exc)
             if slot.stage_id != "source":
                 self.queues[slot.stage_id].give_back(msg)  # redelivered to the replacement
@@ -312,7 +312,7 @@ class _Driver:
         for worker_id, ref in refs.items():
             try:
                 self.finished_workers[worker_id] = ray.get(ref, timeout=30)
-            except ray.exceptions.RayError as exc:
+            except RayError as exc:
                 log.warning("worker %s did not finish cleanly: %s", worker_id, exc)
         for stage_id in STAGES:
             self._stage_message("stage_completed", stage_id)
@@ -501,7 +501,8 @@ def _kill_recorder(rec: JobRecorder, result: DemoResult, how: str) -> None:
     if how == "ray":
         ray.kill(rec.actor, no_restart=True)
     else:
-        pid = ray.get(rec.actor.info.remote())["pid"]
+        info: dict[str, Any] = ray.get(rec.actor.info.remote())
+        pid = info["pid"]
         os.kill(pid, signal.SIGKILL)
     result.recorder_killed = True
 
@@ -509,7 +510,7 @@ def _kill_recorder(rec: JobRecorder, result: DemoResult, how: str) -> None:
 def _safe_finish(rec: JobRecorder, status: str, error: str | None) -> None:
     try:
         rec.finish(status, error=error)
-    except ray.exceptions.RayError as exc:
+    except RayError as exc:
         log.error("recorder of %s could not finish: %s", rec.job_id, exc)
 
 

@@ -18,7 +18,7 @@ import ray
 from solstice_inspect.errors import InspectError
 from solstice_inspect.protocol import envelope, valid_job_id
 from solstice_inspect.recorder.client import Telemetry
-from solstice_inspect.recorder.session import FinishOnExit
+from solstice_inspect.recorder.session import FinishOnExit, Recording
 from solstice_inspect.store import Store, connect
 from solstice_inspect.store.reader import Job
 
@@ -38,7 +38,7 @@ class RecorderActor:
         self.root = root
         self.job_id = job_id
         self.started = time.time()
-        self.rec = Store(root).record(job_id, **options)
+        self.rec = Recording(Store(root), job_id, **options)
         payload = {
             "dag_edges": options.get("dag_edges") or {},
             "stages": options.get("stages") or [],
@@ -162,7 +162,7 @@ class JobRecorder(FinishOnExit):
             existing = None
         if existing is not None:
             try:
-                info = ray.get(existing.info.remote(), timeout=10)
+                info: dict[str, Any] = ray.get(existing.info.remote(), timeout=10)
             except Exception:  # noqa: BLE001 - a dead leftover: its name is about to be free
                 ray.kill(existing)
             else:
@@ -183,7 +183,7 @@ class JobRecorder(FinishOnExit):
             namespace=NAMESPACE,
             lifetime="detached" if detached else None,
         ).remote(root, job_id, options)
-        info = ray.get(actor.info.remote())
+        info: dict[str, Any] = ray.get(actor.info.remote())
         return cls(actor, job_id, info["attempt_id"], root)
 
     @classmethod
@@ -193,7 +193,7 @@ class JobRecorder(FinishOnExit):
             actor = ray.get_actor(actor_name(job_id), namespace=NAMESPACE)
         except ValueError:
             raise InspectError(f"no running recorder for job {job_id!r}") from None
-        info = ray.get(actor.info.remote())
+        info: dict[str, Any] = ray.get(actor.info.remote())
         return cls(actor, job_id, info["attempt_id"], info["store"])
 
     # -------------------------------------------------------------- reporting
@@ -280,7 +280,7 @@ class JobRecorder(FinishOnExit):
             self._control.flush(timeout=min(timeout, 5.0))
         else:
             self.telemetry().flush(timeout=min(timeout, 5.0))
-        stats = ray.get(self.actor.finish.remote(status, error), timeout=timeout)
+        stats: dict[str, Any] = ray.get(self.actor.finish.remote(status, error), timeout=timeout)
         self.finished = True
         ray.kill(self.actor)  # frees the name for the next attempt
         return stats

@@ -304,7 +304,8 @@ def _gpu() -> tuple[float | None, float | None]:
     nvml = _process_info.get("nvml", ...)
     if nvml is ...:
         try:
-            import pynvml
+            # optional and not a dependency of ours (nvidia-ml-py brings it where GPUs are)
+            import pynvml  # pyright: ignore[reportMissingImports]
 
             pynvml.nvmlInit()
             nvml = pynvml if pynvml.nvmlDeviceGetCount() > 0 else None

@@ -22,9 +22,9 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from solstice_inspect.analysis.exceptions import fingerprint
 from solstice_inspect.errors import InvalidMessage
 from solstice_inspect.protocol import MAX_JSON_CHARS, MESSAGE_TYPES, Envelope, cap
+from solstice_inspect.semantics import fingerprint, job_records, sources_and_sinks
 
 #: log lines kept per worker; beyond it lines are counted in ``stats["logs_capped"]``
 MAX_LOG_LINES_PER_WORKER = 10_000
@@ -157,8 +157,6 @@ class Fold:
         self._upstream: dict[str, list[str]] = {}
         self._log_counts: Counter[str] = Counter()
         self._handlers = {t: getattr(self, "_on_" + t) for t in MESSAGE_TYPES}
-        self._sources: list[str] | None = None
-        self._sinks: list[str] | None = None
 
     # ------------------------------------------------------------------ plumbing
     def _emit(self, table: str, row: tuple) -> None:
@@ -215,6 +213,10 @@ class Fold:
             self.stats["truncated"] += 1
         if self.last_ts is None or env.timestamp > self.last_ts:
             self.last_ts = env.timestamp
+        # an attempt starts at its first message: Solstice workers start (and report)
+        # before job_started arrives
+        if self.start_time is None or env.timestamp < self.start_time:
+            self.start_time = env.timestamp
         return bool(final)
 
     # ------------------------------------------------------------------ job
@@ -239,11 +241,6 @@ class Fold:
             for down in downs:
                 upstream[down].append(up)
         self._upstream = upstream
-        if self.dag_edges:
-            self._sources = [s for s, ups in upstream.items() if not ups]
-            self._sinks = [s for s in self.stages if not self.dag_edges.get(s)]
-        elif len(self.stages) == 1:
-            self._sources = self._sinks = list(self.stages)
 
     def _job_row(self, ts: float) -> None:
         specs = [
@@ -322,10 +319,6 @@ class Fold:
         st = self.stages.get(stage_id)
         if st is None:
             st = self.stages[stage_id] = _Stage(stage_id)
-            if len(self.stages) > 1 and not self.dag_edges:
-                self._sources = self._sinks = None  # ambiguous until a DAG arrives
-            elif len(self.stages) == 1 and not self.dag_edges:
-                self._sources = self._sinks = [stage_id]
         return st
 
     def _stage_row(self, st: _Stage, ts: float) -> None:
@@ -743,17 +736,19 @@ class Fold:
                 self._stage_snapshot(st)
 
     # ------------------------------------------------------------------ summary
-    def _sum_outputs(self, stages: list[str] | None) -> int | None:
-        if stages is None:
-            return None
-        return sum(self.stage_totals(self.stages[s])[1] for s in stages if s in self.stages)
-
     def summary(self) -> dict[str, Any]:
-        """Counts for the catalog row: stages, workers alive, records in / out, exceptions."""
+        """Counts for the catalog row: stages, workers alive, records in / out, exceptions.
+
+        Records in / out follow :func:`solstice_inspect.semantics.job_records` (sources'
+        output; what sinks wrote), the same rule every view's model uses.
+        """
+        sources, sinks = sources_and_sinks(self.stages, self.dag_edges)
+        totals = {sid: self.stage_totals(st) for sid, st in self.stages.items()}
+        records_in, records_out = job_records(totals, sources, sinks)
         return {
             "stages": len(self.stages),
             "workers": sum(1 for w in self.workers.values() if w.alive and w.stage_id),
-            "records_in": self._sum_outputs(self._sources),
-            "records_out": self._sum_outputs(self._sinks),
+            "records_in": records_in,
+            "records_out": records_out,
             "exceptions": self.exceptions,
         }

@@ -216,9 +216,7 @@ class Recording(FinishOnExit):
 
     def job(self) -> Job:
         """This attempt as a reader sees it."""
-        from solstice_inspect.store.reader import Job
-
-        return Job(self.store, self.job_id, self.attempt_id)
+        return self.store.attempt(self.job_id, self.attempt_id)
 
     # ------------------------------------------------------------------ writing
     def _writer(self, table: str) -> DatasetWriter:

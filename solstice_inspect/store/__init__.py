@@ -1,4 +1,4 @@
-"""The Lance job store: layout, writing, reading and the catalog."""
+"""The Lance job store: layout, writing, reading (one primitive: :func:`scan`), catalog."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import os
 
 from solstice_inspect.store.layout import default_root
 from solstice_inspect.store.reader import Dag, Job, Store
+from solstice_inspect.store.scan import Scan, scan
 
-__all__ = ["Dag", "Job", "Store", "connect"]
+__all__ = ["Dag", "Job", "Scan", "Store", "connect", "scan"]
 
 
 def connect(uri: str | os.PathLike[str] | None = None) -> Store:
@@ -19,10 +20,13 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
         Default: ``$SOLSTICE_INSPECT_STORE``, else ``./.solstice_inspect``. Nothing is
         created until a recording writes.
 
+    This is the data-only store of the ``store`` layer; :func:`solstice_inspect.connect`
+    returns :class:`solstice_inspect.api.Store`, which adds recording and derived views.
+
     Examples
     --------
-    >>> import solstice_inspect as si, tempfile
-    >>> si.connect(tempfile.mkdtemp()).jobs().columns[:3].tolist()
+    >>> import tempfile
+    >>> connect(tempfile.mkdtemp()).jobs().columns[:3].tolist()
     ['job_id', 'attempt_id', 'status']
     """
     return Store(default_root() if uri is None else uri)

@@ -29,6 +29,7 @@ LISTING_COLUMNS = [
     "records_out",
     "exceptions",
     "heartbeat",
+    "heartbeat_interval_s",
 ]
 
 

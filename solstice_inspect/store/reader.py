@@ -1,29 +1,27 @@
 """Reading a store: :class:`Store` (all jobs) and :class:`Job` (one attempt).
 
-No Ray, no Jupyter: everything here is Lance → Arrow → pandas. Running and archived
-jobs are read by this same code.
+No Ray, no Jupyter: everything here is Lance → Arrow → pandas, through the one read
+primitive :func:`~solstice_inspect.store.scan.scan`. Running and archived jobs are read
+by this same code. What is *derived* from the rows (stage summary, exception groups,
+HTML) is added by the public classes in :mod:`solstice_inspect.api`, which sit above the
+analysis layer.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from solstice_inspect.errors import JobNotFound, StoreError
+from solstice_inspect.errors import JobNotFound
 from solstice_inspect.protocol import valid_job_id
 from solstice_inspect.schema import JOB_TABLES, SCHEMAS
 from solstice_inspect.store import layout
-from solstice_inspect.store.catalog import empty_catalog, latest_attempts
-from solstice_inspect.store.dataset import open_dataset
-
-if TYPE_CHECKING:
-    from solstice_inspect.recorder.session import Recording
-
-TimeLike = "dt.datetime | pd.Timestamp | float | str | None"
+from solstice_inspect.store.catalog import latest_attempts
+from solstice_inspect.store.scan import Scan, dataset_version, scan
 
 
 def _ts_literal(value: Any, name: str) -> str:
@@ -62,18 +60,19 @@ class Store:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = layout.resolve_root(root)
 
+    #: the class of the attempts this store hands out (``api.Store`` adds derived views)
+    @property
+    def _job_class(self) -> type[Job]:
+        return Job
+
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
 
     # ------------------------------------------------------------------ catalog
     def catalog(self, *, job_id: str | None = None) -> pa.Table:
         """Every catalog row (state changes and heartbeats), of one job or of all."""
-        ds = open_dataset(layout.catalog_uri(self.root))
-        if ds is None:
-            return empty_catalog()
-        if job_id is None:
-            return ds.to_table()
-        return ds.to_table(filter=f"job_id = '{valid_job_id(job_id)}'")
+        where = None if job_id is None else f"job_id = '{valid_job_id(job_id)}'"
+        return scan(layout.catalog_uri(self.root), SCHEMAS["catalog"], where=where).table
 
     def jobs(self, *, all_attempts: bool = False) -> pd.DataFrame:
         """One row per job (its latest attempt), or per attempt with ``all_attempts``.
@@ -104,12 +103,12 @@ class Store:
             raise JobNotFound(job_id, self.root, known)
         ids = list(attempts["attempt_id"])  # oldest first
         if attempt is None:
-            return Job(self, job_id, ids[-1])
+            return self.attempt(job_id, ids[-1])
         if isinstance(attempt, int) and not isinstance(attempt, bool):
             if 1 <= attempt <= len(ids):
-                return Job(self, job_id, ids[attempt - 1])
+                return self.attempt(job_id, ids[attempt - 1])
         elif attempt in ids:
-            return Job(self, job_id, str(attempt))
+            return self.attempt(job_id, str(attempt))
         raise JobNotFound(str(attempt), f"job {job_id!r}", ids, what="attempt")
 
     def attempts(self, job_id: str) -> pd.DataFrame:
@@ -118,27 +117,10 @@ class Store:
         df = df.sort_values(["start_time", "attempt_id"], kind="stable")
         return df.reset_index(drop=True)
 
-    # ------------------------------------------------------------------ writing
-    def record(self, job_id: str, **options: Any) -> Recording:
-        """Start a new attempt of ``job_id`` and return its (only) writer.
-
-        Keyword options: ``config``, ``dag_edges``, ``stages``, ``flush_interval`` (1.0 s),
-        ``heartbeat_interval`` (5.0 s), ``window_s`` (1.0 s), ``attempt_id``.
-
-        Examples
-        --------
-        >>> import solstice_inspect as si, tempfile
-        >>> store = si.connect(tempfile.mkdtemp())
-        >>> with store.record("etl_001", config={"batch": 64}) as rec:
-        ...     _ = rec.ingest({"message_type": "job_started", "job_id": "etl_001",
-        ...                     "source_id": "etl_001", "timestamp": 1764331200.0,
-        ...                     "payload": {"dag_edges": {"read": ["write"]}}})
-        >>> store.job("etl_001").status
-        'COMPLETED'
-        """
-        from solstice_inspect.recorder.session import Recording
-
-        return Recording(self, job_id, **options)
+    # ------------------------------------------------------------------ jobs
+    def attempt(self, job_id: str, attempt_id: str) -> Job:
+        """The attempt ``attempt_id`` of ``job_id`` as this store's job class, unchecked."""
+        return self._job_class(self, job_id, attempt_id)
 
 
 class Dag:
@@ -185,12 +167,57 @@ class Job:
         self.job_id = job_id
         self.attempt_id = attempt_id
 
-    def __repr__(self) -> str:
-        return f"Job({self.job_id!r}, attempt={self.attempt_id!r}, status={self.status!r})"
+    def __repr__(self) -> str:  # cheap: never reads the store
+        return f"Job({self.job_id!r}, attempt={self.attempt_id!r})"
 
     # ------------------------------------------------------------------ tables
     def _uri(self, table: str) -> str:
         return layout.table_uri(self.store.root, self.job_id, self.attempt_id, table)
+
+    def scan(
+        self,
+        name: str,
+        *,
+        columns: list[str] | None = None,
+        where: str | None = None,
+        since: Any = None,
+        until: Any = None,
+        after_batch: int | None = None,
+        known_version: int | None = None,
+    ) -> Scan:
+        """Read one table: the rows and the dataset version they came from.
+
+        The one read every view uses: archived reads scan from the start, a live reader
+        the same scan from its cursor (``after_batch``). See :meth:`table` for the
+        arguments; ``known_version`` skips the read when the table has not changed.
+        """
+        if name not in SCHEMAS or name == "catalog":
+            raise ValueError(f"no table {name!r}; tables: {', '.join(JOB_TABLES)}")
+        schema = SCHEMAS[name]
+        if columns is not None:
+            unknown = [c for c in columns if c not in schema.names]
+            if unknown:
+                raise ValueError(
+                    f"{name} has no column(s) {unknown}; columns: {', '.join(schema.names)}"
+                )
+        filters = [f"({where})"] if where else []
+        if since is not None:
+            filters.append(f"ts >= {_ts_literal(since, 'since')}")
+        if until is not None:
+            filters.append(f"ts < {_ts_literal(until, 'until')}")
+        return scan(
+            self._uri(name),
+            schema,
+            columns=columns,
+            where=" AND ".join(filters) or None,
+            after_batch=after_batch,
+            known_version=known_version,
+        )
+
+    def version(self, name: str) -> int | None:
+        """The latest version of one table's dataset (None: not written yet); cheap, for
+        a live reader's "anything new?" check."""
+        return dataset_version(self._uri(name))
 
     def table(
         self,
@@ -219,30 +246,7 @@ class Job:
         >>> job.table("worker_metrics", columns=["ts", "worker_id", "output_records"],
         ...           where="stage_id = 'parse'")  # doctest: +SKIP
         """
-        if name not in SCHEMAS or name == "catalog":
-            raise ValueError(f"no table {name!r}; tables: {', '.join(JOB_TABLES)}")
-        schema = SCHEMAS[name]
-        if columns is not None:
-            unknown = [c for c in columns if c not in schema.names]
-            if unknown:
-                raise ValueError(
-                    f"{name} has no column(s) {unknown}; columns: {', '.join(schema.names)}"
-                )
-        filters = [f"({where})"] if where else []
-        if since is not None:
-            filters.append(f"ts >= {_ts_literal(since, 'since')}")
-        if until is not None:
-            filters.append(f"ts < {_ts_literal(until, 'until')}")
-        ds = open_dataset(self._uri(name))
-        if ds is None:
-            empty = schema.empty_table()
-            return empty.select(columns) if columns is not None else empty
-        try:
-            return ds.to_table(columns=columns, filter=" AND ".join(filters) or None)
-        except ValueError as exc:
-            raise ValueError(f"cannot read {name} where {where!r}: {exc}") from None
-        except OSError as exc:
-            raise StoreError(f"cannot read {self._uri(name)}: {exc}") from exc
+        return self.scan(name, columns=columns, where=where, since=since, until=until).table
 
     def to_pandas(self, name: str, **options: Any) -> pd.DataFrame:
         """:meth:`table` as pandas, sorted by time."""
@@ -297,40 +301,12 @@ class Job:
         """Envelopes the recorder rejected, with the reason."""
         return self.to_pandas("rejects", **options)
 
-    # ------------------------------------------------------------------ derived
-    def exception_groups(self) -> pd.DataFrame:
-        """Exceptions grouped by fingerprint, most frequent first, with a root-cause hint."""
-        from solstice_inspect.analysis.exceptions import group_exceptions
-
-        return group_exceptions(self.exceptions())
-
-    def stage_summary(self) -> pd.DataFrame:
-        """Per stage: totals, mean rates, workers alive, backpressure level, skew."""
-        from solstice_inspect.analysis.stages import stage_summary
-
-        return stage_summary(self.stage_metrics(), self.dag)
-
-    # ------------------------------------------------------------------ live (Ray)
-    def worker_logs(self, worker_id: str, tail: int = 200) -> str:
-        """Last ``tail`` (≤ 5000) log lines of a live worker, through Ray; see
-        :func:`solstice_inspect.ray_tools.worker_logs`."""
-        from solstice_inspect.ray_tools import worker_logs
-
-        return worker_logs(self, worker_id, tail=tail)
-
-    def worker_stack(self, worker_id: str) -> str:
-        """A py-spy dump of a live worker; see :func:`solstice_inspect.ray_tools.worker_stack`."""
-        from solstice_inspect.ray_tools import worker_stack
-
-        return worker_stack(self, worker_id)
-
-    def worker_process(self, worker_id: str) -> dict[str, Any]:
-        """pid, node, CPU %, RSS of a live worker; see :func:`ray_tools.worker_process`."""
-        from solstice_inspect.ray_tools import worker_process
-
-        return worker_process(self, worker_id)
-
     # ------------------------------------------------------------------ state
+    def catalog_row(self) -> dict[str, Any]:
+        """This attempt's newest catalog row (status with LOST derived, times, counts,
+        ``heartbeat`` and ``heartbeat_interval_s``)."""
+        return self._catalog_row()
+
     def _catalog_row(self) -> dict[str, Any]:
         df = self.store.attempts(self.job_id)
         row = df[df["attempt_id"] == self.attempt_id]
@@ -411,8 +387,3 @@ class Job:
                 .reset_index()[cols]
             )
         return Dag(frame, edges)
-
-    def _repr_html_(self) -> str:
-        from solstice_inspect.report.summary import job_summary_html
-
-        return job_summary_html(self)

@@ -1,17 +1,14 @@
 """Notebook views (anywidget, ipycytoscape, Altair): they take a ``Job`` and never open
-Lance or call Ray themselves."""
+Lance or call Ray themselves.
+
+- :func:`job_monitor` — the live dashboard of a job;
+- :class:`Table` — a paged, sortable, filterable table of any Arrow table, DataFrame or
+  query, paged in the kernel like the dashboard's own tables.
+"""
 
 from __future__ import annotations
 
-try:
-    import anywidget  # noqa: F401
-    import ipycytoscape  # noqa: F401
-    import ipywidgets  # noqa: F401
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        f"the widgets need {exc.name}: pip install 'solstice_inspect[widgets]'"
-    ) from exc
-
 from solstice_inspect.widgets.monitor import JobMonitor, job_monitor
+from solstice_inspect.widgets.tables import Table
 
-__all__ = ["JobMonitor", "job_monitor"]
+__all__ = ["JobMonitor", "Table", "job_monitor"]

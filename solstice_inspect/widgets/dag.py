@@ -1,6 +1,6 @@
 """The stage DAG: an ipycytoscape graph laid out left → right (dagre, bundled by
 ipycytoscape), nodes coloured by backpressure level, edges labelled with queue lag; and
-the same picture as a static SVG for the no-kernel fallback.
+the static SVG of the same graph is in ``report/static.py``.
 """
 
 from __future__ import annotations
@@ -9,22 +9,25 @@ from typing import Any
 
 import pandas as pd
 
-from solstice_inspect.report.summary import esc
+from solstice_inspect.analysis.layout import LEVEL_COLOURS, edge_label, layers, node_data
 
-LEVEL_COLOURS = {"OK": "#2ca02c", "LOW": "#ff9f1c", "HIGH": "#d62728"}
+#: node size (px at 100 % zoom) and the layout's gaps: the canvas is sized from these
+NODE_W, NODE_H = 190, 66
+NODE_SEP, RANK_SEP, PADDING = 24, 80, 12
 
 CYTO_STYLE = [
     {
         "selector": "node",
         "style": {
             "shape": "round-rectangle",
-            "width": 150,
-            "height": 56,
+            "width": NODE_W,
+            "height": NODE_H,
             "label": "data(label)",
             "text-wrap": "wrap",
             "text-valign": "center",
             "text-halign": "center",
-            "font-size": 10,
+            "font-size": 13,
+            "font-family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
             "color": "#fff",
             "background-color": LEVEL_COLOURS["OK"],
             "border-width": 1,
@@ -43,155 +46,89 @@ CYTO_STYLE = [
             "line-color": "#999",
             "target-arrow-color": "#999",
             "label": "data(label)",
-            "font-size": 9,
-            "text-background-color": "#fff",
-            "text-background-opacity": 1,
+            "font-size": 12,
+            # no label background: a white box would glare in JupyterLab's dark theme;
+            # a mid grey reads on both
+            "color": "#8a8a8a",
+            "text-margin-y": -10,
         },
     },
 ]
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
-        return "—"
-    v = float(v)
-    for bound, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
-        if abs(v) >= bound:
-            return f"{v / bound:.1f}{suffix}"
-    return f"{v:.0f}" if v == int(v) else f"{v:.1f}"
-
-
-def node_data(stage: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Cytoscape ``data`` and ``classes`` of one stage from its summary row.
+def canvas_height(stage_ids: list[str], edges: list[tuple[str, str]]) -> int:
+    """Pixels the DAG needs: its tallest column of stages, no empty band around it.
 
     Examples
     --------
-    >>> data, classes = node_data({"stage_id": "parse", "operator_type": "JsonParse",
-    ...     "workers_alive": 2, "max_parallelism": 4, "output_rate_now": 1234.0,
-    ...     "backpressure_level": "HIGH"})
-    >>> data["label"], classes
-    ('parse · JsonParse\\n2/4 workers\\n1234 rec/s', 'high')
+    >>> canvas_height(["a", "b", "c"], [("a", "b"), ("b", "c")])
+    90
+    >>> canvas_height(["a", "b", "c"], [("a", "b"), ("a", "c")])
+    180
     """
-    level = str(stage.get("backpressure_level") or "OK")
-    label = (
-        f"{stage['stage_id']} · {stage.get('operator_type') or '?'}\n"
-        f"{_fmt(stage.get('workers_alive'))}/{_fmt(stage.get('max_parallelism'))} workers\n"
-        f"{_fmt(stage.get('display_rate', stage.get('output_rate_now')))} rec/s"
-    )
-    return {"id": str(stage["stage_id"]), "label": label, "level": level}, level.lower()
-
-
-def edge_label(lag: Any) -> str:
-    """The label of an edge into a stage with this input queue lag."""
-    return f"lag {_fmt(lag)}"
-
-
-def layers(stage_ids: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
-    """Column of each stage in a left → right layout: the longest path from a source.
-
-    Examples
-    --------
-    >>> layers(["a", "b", "c"], [("a", "b"), ("a", "c"), ("b", "c")])
-    {'a': 0, 'b': 1, 'c': 2}
-    """
-    depth = dict.fromkeys(stage_ids, 0)
-    for _ in range(len(stage_ids)):
-        moved = False
-        for up, down in edges:
-            if up in depth and down in depth and depth[down] < depth[up] + 1:
-                depth[down] = depth[up] + 1
-                moved = True
-        if not moved:
-            break
-    return depth
-
-
-def dag_svg(summary: pd.DataFrame, edges: list[tuple[str, str]]) -> str:
-    """The DAG as a standalone SVG string (escaped labels), for static HTML.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> svg = dag_svg(pd.DataFrame({"stage_id": ["a", "<b>"], "backpressure_level": "OK"}),
-    ...               [("a", "<b>")])
-    >>> svg.startswith("<svg") and "&lt;b&gt;" in svg and "<b>" not in svg
-    True
-    """
-    ids = list(summary["stage_id"])
-    rows = {r["stage_id"]: r for r in summary.to_dict("records")}
-    col = layers(ids, edges)
+    col = layers(stage_ids, edges)
     per_col: dict[int, int] = {}
-    pos = {}
-    for s in ids:
-        c = col[s]
-        pos[s] = (20 + c * 200, 20 + per_col.get(c, 0) * 80)
+    for c in col.values():
         per_col[c] = per_col.get(c, 0) + 1
-    width = 20 + (max(col.values(), default=0) + 1) * 200
-    height = 20 + max(per_col.values(), default=1) * 80
-    parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        "font-family='sans-serif' font-size='10' class='si-dag-svg'>",
-        "<defs><marker id='si-arrow' markerWidth='8' markerHeight='8' refX='8' refY='4' "
-        "orient='auto'><path d='M0,0 L8,4 L0,8 z' fill='#999'/></marker></defs>",
-    ]
-    for up, down in edges:
-        if up not in pos or down not in pos:
-            continue
-        (x1, y1), (x2, y2) = pos[up], pos[down]
-        parts.append(
-            f"<line x1='{x1 + 150}' y1='{y1 + 28}' x2='{x2}' y2='{y2 + 28}' stroke='#999' "
-            "stroke-width='2' marker-end='url(#si-arrow)'/>"
-            f"<text x='{(x1 + 150 + x2) / 2}' y='{(y1 + y2) / 2 + 22}' text-anchor='middle'>"
-            f"{esc(edge_label(rows[down].get('queue_lag')))}</text>"
-        )
-    for s in ids:
-        x, y = pos[s]
-        data, _ = node_data(rows[s])
-        colour = LEVEL_COLOURS.get(data["level"], "#2ca02c")
-        parts.append(
-            f"<rect x='{x}' y='{y}' width='150' height='56' rx='6' fill='{colour}' stroke='#333'/>"
-        )
-        for i, line in enumerate(data["label"].split("\n")):
-            parts.append(
-                f"<text x='{x + 75}' y='{y + 16 + i * 13}' fill='#fff' text-anchor='middle'>"
-                f"{esc(line)}</text>"
-            )
-    parts.append("</svg>")
-    return "".join(parts)
+    rows = max(per_col.values(), default=1)
+    return rows * NODE_H + (rows - 1) * NODE_SEP + 2 * PADDING
+
+
+def _node(row: dict[str, Any]) -> Any:
+    from ipycytoscape import Node
+
+    data, classes = node_data(row)
+    return Node(data=data, classes=classes)
+
+
+def _edge(up: str, down: str, row: dict[str, Any] | None) -> Any:
+    from ipycytoscape import Edge
+
+    label = edge_label((row or {}).get("queue_lag"))
+    return Edge(data={"id": f"{up}->{down}", "source": up, "target": down, "label": label})
 
 
 def dag_widget(summary: pd.DataFrame, edges: list[tuple[str, str]]) -> Any:
-    """A ``CytoscapeWidget`` with one node per stage and one edge per DAG edge."""
-    from ipycytoscape import CytoscapeWidget, Edge, Node
+    """A ``CytoscapeWidget`` with one node per stage and one edge per DAG edge, as tall as
+    the graph and never zoomed past 100 % (labels stay at their size)."""
+    from ipycytoscape import CytoscapeWidget
 
     cyto = CytoscapeWidget()
     cyto.set_style(CYTO_STYLE)
-    cyto.set_layout(name="dagre", rankDir="LR", nodeSep=20, rankSep=70, padding=10)
-    cyto.layout.height = "260px"
+    cyto.set_layout(name="dagre", rankDir="LR", nodeSep=NODE_SEP, rankSep=RANK_SEP, padding=PADDING)
+    ids = list(summary["stage_id"])
+    cyto.layout.height = f"{canvas_height(ids, edges)}px"
+    cyto.layout.width = "100%"
     cyto.user_zooming_enabled = False
-    cyto.min_zoom, cyto.max_zoom = 0.3, 2.0
+    cyto.min_zoom, cyto.max_zoom = 0.5, 1.0
     rows = {r["stage_id"]: r for r in summary.to_dict("records")}
-    nodes = []
-    for s in summary["stage_id"]:
-        data, classes = node_data(rows[s])
-        nodes.append(Node(data=data, classes=classes))
-    cyto.graph.add_nodes(nodes)
+    cyto.graph.add_nodes([_node(rows[s]) for s in ids])
     cyto.graph.add_edges(
-        [
-            Edge(
-                data={
-                    "id": f"{up}->{down}",
-                    "source": up,
-                    "target": down,
-                    "label": edge_label(rows.get(down, {}).get("queue_lag")),
-                }
-            )
-            for up, down in edges
-            if up in rows and down in rows
-        ],
+        [_edge(up, down, rows.get(down)) for up, down in edges if up in rows and down in rows],
         directed=True,
     )
     return cyto
+
+
+def add_stages(cyto: Any, summary: pd.DataFrame, edges: list[tuple[str, str]]) -> list[str]:
+    """Add the stages (and their edges) that are not drawn yet; return their ids."""
+    have = {n.data.get("id") for n in cyto.graph.nodes}
+    rows = {r["stage_id"]: r for r in summary.to_dict("records")}
+    new = [s for s in summary["stage_id"] if s not in have]
+    if not new:
+        return []
+    cyto.graph.add_nodes([_node(rows[s]) for s in new])
+    drawn = {(e.data.get("source"), e.data.get("target")) for e in cyto.graph.edges}
+    more = [
+        _edge(up, down, rows.get(down))
+        for up, down in edges
+        if up in rows and down in rows and (up, down) not in drawn
+    ]
+    if more:
+        cyto.graph.add_edges(more, directed=True)
+    cyto.layout.height = f"{canvas_height(list(rows), edges)}px"
+    cyto.relayout()
+    return new
 
 
 def update_dag(cyto: Any, summary: pd.DataFrame) -> int:

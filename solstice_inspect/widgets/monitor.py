@@ -1,12 +1,17 @@
-"""``job_monitor``: one widget showing a running or archived job — header, stage DAG with
-click-through stage detail, charts, and Workers / Exceptions / Configuration tabs — live
-from :class:`~solstice_inspect.live.LiveJob` while the attempt runs.
+"""``job_monitor``: one widget showing a running or archived job — header, stage DAG,
+charts, and tabs of paged tables (stages, workers, exceptions, partitions, configuration,
+the clicked stage) — live from :class:`~solstice_inspect.live.LiveJob` while it runs.
+
+Everything shown comes from one :class:`~solstice_inspect.analysis.snapshot.JobSnapshot`,
+fed by one scan of the store: from the start for an archived job, from the live cursor
+for each poll of a running one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import html
+import json
 import logging
 import threading
 import time
@@ -14,21 +19,47 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from solstice_inspect.analysis.downsample import MAX_POINTS
-from solstice_inspect.widgets import html as H
-from solstice_inspect.widgets.dag import dag_svg, dag_widget, update_dag
-from solstice_inspect.widgets.state import TABLES, JobState
+from solstice_inspect.analysis.snapshot import SNAPSHOT_COLUMNS, JobSnapshot
+from solstice_inspect.live import LiveJob, first_attempt
+from solstice_inspect.report import static
+from solstice_inspect.widgets.dag import add_stages, dag_widget, update_dag
+from solstice_inspect.widgets.tables import TabsView
 from solstice_inspect.widgets.views import ChartsView, HeaderView
 
 if TYPE_CHECKING:
-    from solstice_inspect.live import LiveJob
     from solstice_inspect.store.reader import Job, Store
 
 log = logging.getLogger("solstice_inspect.widgets")
 
-#: points per series in the static (SVG) fallback
-STATIC_POINTS = 150
+EXCEPTION_COLUMNS = [
+    "ts", "exception_type", "stage_id", "worker_id", "split_id", "message", "fingerprint",
+    "stacktrace", "exception_id", "truncated",
+]  # fmt: skip
+STAGE_COLUMNS = [
+    "stage_id", "operator_type", "workers_alive", "max_parallelism", "input_records",
+    "output_records", "selectivity", "input_rate", "output_rate", "output_rate_now",
+    "queue_lag", "backpressure_ratio", "backpressure_level", "skew_ratio",
+]  # fmt: skip
+GROUP_COLUMNS = [
+    "exception_type", "count", "first_seen", "last_seen", "stages", "message", "hint",
+    "fingerprint", "stacktrace",
+]  # fmt: skip
+LABELS = {
+    "stage_id": "stage", "operator_type": "operator", "workers_alive": "workers",
+    "max_parallelism": "max par.", "input_records": "records in",
+    "output_records": "records out", "input_rate": "mean in/s", "output_rate": "mean out/s",
+    "output_rate_now": "out/s now", "queue_lag": "queue lag",
+    "backpressure_ratio": "backpressure", "backpressure_level": "level",
+    "skew_ratio": "skew", "processed_count": "splits", "cpu_percent": "CPU %",
+    "memory_mb": "memory MB", "gpu_utilization": "GPU %", "last_seen": "last seen",
+    "exception_type": "type", "worker_id": "worker", "split_id": "split",
+    "partition_id": "partition", "latest_offset": "latest offset",
+    "committed_offset": "committed", "ts": "time",
+}  # fmt: skip
 
 
 class JobMonitor(W.VBox):
@@ -36,137 +67,244 @@ class JobMonitor(W.VBox):
 
     Attributes
     ----------
-    state : JobState
+    snapshot : JobSnapshot
         The figures shown.
-    live : LiveJob or None
-        The poller while the attempt runs.
+    live : LiveJob
+        The reader (polling in the background while the attempt runs).
     updates : int
         Live updates applied (for tests and benchmarks).
     """
 
-    def __init__(self, job: Job, *, refresh: float = 1.0, max_points: int = MAX_POINTS) -> None:
+    def __init__(
+        self,
+        job: Job,
+        *,
+        refresh: float = 1.0,
+        max_points: int = MAX_POINTS,
+        follow: bool = False,
+        clock: Any = time.time,
+    ) -> None:
         self.job = job
         self.refresh = refresh
+        self.clock = clock
         self.updates = 0
         self.selected: str | None = None
         self._lock = threading.RLock()
         self._unsubscribe: Any = None
-        self.live: LiveJob | None = None
-        rows = None
-        catalog = job._catalog_row()
-        if catalog["status"] == "RUNNING":
-            from solstice_inspect.live import LiveJob
-
-            self.live = LiveJob(job, refresh=refresh, tables=list(TABLES))
-            rows = {
-                name: table.select([c for c in cols if c in table.column_names])
-                if (cols := TABLES[name]) is not None
-                else table
-                for name, table in self.live.poll().items()
-            }
-        self.state = JobState(job, rows, catalog=catalog if rows is None else None)
-        summary = self.state.summary()
-        head, spark = self.state.header()
-        self.header = HeaderView(header=head, spark=spark)
-        self.dag = dag_widget(summary, self.state.dag.edges)
-        self.dag.on("node", "click", self._on_node_click)
-        self.detail = W.HTML("<i>Click a stage to see its detail.</i>")
-        self.charts = ChartsView(list(summary["stage_id"]), max_points=max_points)
-        self.charts.set_points(self.state.stage_metrics)
-        self.workers_tab = W.HTML(H.workers_html(self.state.worker_table()))
-        self.exceptions_tab = W.HTML(H.exceptions_html(self.state.exception_groups()))
-        self.config_tab = W.HTML(H.config_html(self.state.config))
-        self.tabs = W.Tab(children=[self.workers_tab, self.exceptions_tab, self.config_tab])
-        for i, title in enumerate(("Workers", "Exceptions", "Configuration")):
-            self.tabs.set_title(i, title)
-        self.errors = W.HTML("")
-        super().__init__(
-            children=[self.header, self.dag, self.detail, self.charts, self.tabs, self.errors]
+        self.live = LiveJob(
+            job,
+            refresh=refresh,
+            tables=list(SNAPSHOT_COLUMNS),
+            columns={k: v for k, v in SNAPSHOT_COLUMNS.items() if v is not None},
+            follow=follow,
         )
+        # archived: one scan from the start; live: the same scan, then from the cursor
+        rows = self.live.poll()
+        self.snapshot = self._new_snapshot(rows)
+        summary = self.snapshot.stage_summary()
+        self.header = HeaderView(header=self._header(), spark=self.snapshot.spark())
+        self.dag = dag_widget(summary, self.snapshot.dag.edges)
+        self.dag.on("node", "click", self._on_node_click)
+        self.charts = ChartsView(list(summary["stage_id"]), max_points=max_points)
+        self.charts.set_points(self.snapshot.stage_metrics)
+        self.tabs = TabsView()
+        self._add_tables()
+        self.errors = W.HTML("")
+        super().__init__(children=[self.header, self.dag, self.charts, self.tabs, self.errors])
         self.add_class("si-monitor")
-        if self.live is not None and not self.live.done:
+        if follow or not self.live.done:
             self._unsubscribe = self.live.subscribe(self.update)
             self.live.start()
+
+    def _new_snapshot(self, rows: dict[str, pa.Table]) -> JobSnapshot:
+        snap = JobSnapshot(self.live.job.job_id, self.live.job.attempt_id)
+        snap.add(rows)
+        snap.set_catalog(self.live.catalog)
+        return snap
+
+    def _header(self) -> dict[str, Any]:
+        now = self.clock()
+        head = self.snapshot.header(now=now)
+        seen = self.live.last_rows_at
+        head["updated_age_s"] = (
+            round(max(0.0, now - seen), 1) if head["running"] and seen is not None else None
+        )
+        head["stale_after_s"] = 3 * self.refresh
+        return head
+
+    # ------------------------------------------------------------------ tables
+    def _add_tables(self) -> None:
+        snap = self.snapshot
+        t = self.tabs
+        t.add_table("stages", lambda: snap.stage_summary()[STAGE_COLUMNS], title="Stages",
+                    labels=LABELS, send=False)  # fmt: skip
+        t.add_table("workers", lambda: snap.workers(), title="Workers", labels=LABELS,
+                    send=False)  # fmt: skip
+        t.add_table(
+            "exception_groups",
+            lambda: snap.exception_groups()[GROUP_COLUMNS],
+            title="Exception groups (click one to list its occurrences)",
+            labels=LABELS,
+            page_size=10,
+            link={"column": "fingerprint", "table": "exceptions", "filter": "fingerprint"},
+            send=False,
+        )
+        t.add_table("exceptions", lambda: snap.exceptions.select(EXCEPTION_COLUMNS),
+                    title="Exceptions", labels=LABELS, send=False)  # fmt: skip
+        t.add_table("partitions", lambda: snap.partitions(), title="Partitions",
+                    labels=LABELS, send=False)  # fmt: skip
+        t.add_table("stage_workers", self._stage_workers, title="Workers of the stage",
+                    labels=LABELS, send=False)  # fmt: skip
+        t.add_table("stage_partitions", self._stage_partitions,
+                    title="Partitions of the stage", labels=LABELS, send=False)  # fmt: skip
+        with t.hold_sync():
+            t.tabs = self._tab_list()
+            t.selected = "stages"
+            t.sync_tables()
+
+    def _stage_workers(self) -> pa.Table:
+        workers = self.snapshot.workers()
+        if self.selected is None:
+            return workers.slice(0, 0)
+        return workers.filter(pc.equal(workers["stage_id"], self.selected))
+
+    def _stage_partitions(self) -> Any:
+        return self.snapshot.partitions(self.selected or "\0")
+
+    def _tab_list(self) -> list[dict[str, Any]]:
+        snap = self.snapshot
+        config = (
+            json.dumps(snap.config, indent=2, sort_keys=True, default=str)
+            if snap.config
+            else "The job sent no configuration."
+        )
+        n_exc = snap.exceptions.num_rows
+        tabs: list[dict[str, Any]] = [
+            {"id": "stages", "title": "Stages", "tables": ["stages"],
+             "badge": len(snap.stage_ids)},
+            {"id": "workers", "title": "Workers", "tables": ["workers"],
+             "badge": snap.workers().num_rows},
+            {"id": "exceptions", "title": "Exceptions",
+             "tables": ["exception_groups", "exceptions"], "badge": n_exc},
+            {"id": "partitions", "title": "Partitions", "tables": ["partitions"]},
+            {"id": "config", "title": "Configuration", "text": config},
+        ]  # fmt: skip
+        if self.selected is not None:
+            tabs.append(
+                {"id": "stage", "title": f"Stage {self.selected}",
+                 "tables": ["stage_workers", "stage_partitions"]}
+            )  # fmt: skip
+        return tabs
 
     # ------------------------------------------------------------------ interaction
     def _on_node_click(self, node: dict[str, Any]) -> None:
         """ipycytoscape's click callback: ``node`` is the clicked element's JSON."""
         stage_id = (node.get("data") or {}).get("id")
-        if not stage_id:
-            return
-        with self._guard("showing the stage"), self._lock:
-            self.selected = str(stage_id)
-            self.detail.value = self._detail_html()
+        if stage_id:
+            self.select_stage(str(stage_id))
 
-    def _detail_html(self) -> str:
-        if self.selected is None:
-            return self.detail.value
-        return H.stage_detail_html(
-            self.selected,
-            self.state.summary(),
-            self.state.dag.stages,
-            self.state.stage_partitions(self.selected),
-            self.state.worker_table(),
-        )
+    def select_stage(self, stage_id: str) -> None:
+        """Show one stage's detail (figures, its workers and partitions) in the tabs."""
+        with self._guard("showing the stage"), self._lock:
+            self.selected = stage_id
+            t = self.tabs
+            t.refresh_table("stage_workers")
+            t.refresh_table("stage_partitions")
+            with t.hold_sync():
+                t.stage = {"stage_id": stage_id, "facts": self.snapshot.stage_facts(stage_id)}
+                t.tabs = self._tab_list()
+                t.selected = "stage"
+                t.sync_tables()
 
     # ------------------------------------------------------------------ live
     def update(self, rows: dict[str, Any]) -> None:
         """Apply one live poll's new rows (LiveJob's subscriber); called at most once per
         ``refresh``. Sends only what changed, all trait changes in one ``hold_sync``."""
         with self._guard("updating"), self._lock:
+            if self.live.job.attempt_id != self.snapshot.attempt_id:
+                self._restart(rows)
+                return
+            snap = self.snapshot
             new_sm = rows.get("stage_metrics")
-            changed = self.state.add(rows)
-            live_status = self.live.status if self.live is not None else ""
-            if live_status and live_status != "RUNNING":
-                self.state.refresh_catalog()  # final: end time, heartbeat (LOST's reason)
-            elif live_status:
-                # LiveJob read the status this poll; the counts come from the rows
-                self.state.catalog["status"] = live_status
-            head, spark = self.state.header()
-            summary = self.state.summary() if "stage_metrics" in changed else None
-            workers = None
-            if changed & {"worker_metrics", "workers", "worker_resources"}:
-                workers = H.workers_html(self.state.worker_table())
-            exc = (
-                H.exceptions_html(self.state.exception_groups())
-                if "exceptions" in changed
-                else None
-            )
-            config = H.config_html(self.state.config) if "job" in changed else None
-            held = [self.header, self.charts, self.detail, *self.tabs.children]
+            stages_before = len(snap.stage_ids)
+            changed = snap.add(rows)
+            snap.set_catalog(self.live.catalog)
+            head, spark = self._header(), snap.spark()
+            summary = snap.stage_summary()
+            held = [self.header, self.charts, self.tabs, self.dag]
             held += list(self.dag.graph.nodes) + list(self.dag.graph.edges)
             with contextlib.ExitStack() as stack:
                 for w in held:
                     stack.enter_context(w.hold_sync())
                 self.header.header = head
                 self.header.spark = spark
-                if summary is not None:
-                    update_dag(self.dag, summary)
-                    if new_sm is not None:
-                        self.charts.append(new_sm.to_pandas(), self.state.stage_metrics)
-                if workers is not None:
-                    self.workers_tab.value = workers
-                if exc is not None:
-                    self.exceptions_tab.value = exc
-                if config is not None:
-                    self.config_tab.value = config
-                if self.selected is not None and changed:
-                    self.detail.value = self._detail_html()
+                if len(snap.stage_ids) > stages_before:
+                    add_stages(self.dag, summary, snap.dag.edges)
+                    self.charts.add_stages(list(summary["stage_id"]))
+                update_dag(self.dag, summary)
+                if new_sm is not None and new_sm.num_rows:
+                    self.charts.append(new_sm.to_pandas(), lambda: snap.stage_metrics)
+                self._refresh_tables(changed)
             self.updates += 1
-        if self.live is not None and self.live.done:
+        if self.live.done and not self.live.follow:
             self._stop_live()
+
+    def _refresh_tables(self, changed: set[str]) -> None:
+        t = self.tabs
+        touched = False
+        if changed & {"job", "stages", "stage_metrics"}:
+            t.refresh_table("stages")
+            touched = True
+        if changed & {"worker_metrics", "workers", "worker_resources"}:
+            t.refresh_table("workers")
+            if self.selected is not None:
+                t.refresh_table("stage_workers")
+            touched = True
+        if "exceptions" in changed:
+            t.refresh_table("exception_groups")
+            t.refresh_table("exceptions")
+            touched = True
+        if "partition_metrics" in changed:
+            t.refresh_table("partitions")
+            if self.selected is not None:
+                t.refresh_table("stage_partitions")
+            touched = True
+        if touched:
+            t.tabs = self._tab_list()
+            if self.selected is not None:
+                t.stage = {
+                    "stage_id": self.selected,
+                    "facts": self.snapshot.stage_facts(self.selected),
+                }
+            t.sync_tables()
+
+    def _restart(self, rows: dict[str, Any]) -> None:
+        """A newer attempt of the job started: show it from scratch."""
+        self.snapshot = self._new_snapshot(rows)
+        self.selected = None
+        summary = self.snapshot.stage_summary()
+        self.header.header = self._header()
+        self.header.spark = self.snapshot.spark()
+        self.dag.graph.clear()
+        add_stages(self.dag, summary, self.snapshot.dag.edges)
+        self.charts.stages = list(summary["stage_id"])
+        self.charts.t0 = 0.0
+        self.charts.set_points(self.snapshot.stage_metrics)
+        self.tabs.close()
+        self.tabs = TabsView()
+        self._add_tables()
+        self.children = [self.header, self.dag, self.charts, self.tabs, self.errors]
 
     def _stop_live(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self.live is not None:
-            self.live.stop()
+        self.live.stop()
 
     def close(self) -> None:
         """Stop following the job and close every child widget."""
         self._stop_live()
-        for w in (self.header, self.dag, self.detail, self.charts, self.tabs, self.errors):
+        for w in (self.header, self.dag, self.charts, self.tabs, self.errors):
             w.close()
         super().close()
 
@@ -179,67 +317,19 @@ class JobMonitor(W.VBox):
             log.exception("job monitor failed while %s", what)
             tb = "".join(traceback.format_exception(exc))
             self.errors.value = (
-                f"<details style='color:#b00'><summary>Error while {html.escape(what)}: "
+                f"<details class='si-widget-error'><summary>Error while {html.escape(what)}: "
                 f"{html.escape(repr(exc))}</summary><pre>{html.escape(tb)}</pre></details>"
             )
 
     # ------------------------------------------------------------------ static
     def static_html(self, *, charts: bool = True) -> str:
-        """The dashboard as static, escaped HTML: header, stage table, DAG and charts as
-        SVG, exceptions. Shown when there is no kernel (saved notebook, nbconvert)."""
-        from solstice_inspect.report.summary import table_html
-
+        """The dashboard as static, escaped HTML: header, DAG and charts as SVG, stage
+        table, exception groups. Shown when there is no kernel (saved notebook,
+        nbconvert)."""
         with self._lock:
-            head, _ = self.state.header()
-            summary = self.state.summary()
-            parts = [
-                "<div class='si-monitor-static'>",
-                H.header_html(head),
-                dag_svg(summary, self.state.dag.edges),
-                H.STYLE,
-                table_html(summary),
-            ]
-            if charts and not self.state.stage_metrics.empty:
-                parts.append(self._charts_svg())
-            parts.append(H.exceptions_html(self.state.exception_groups()))
-            parts.append("</div>")
-        return "".join(parts)
-
-    def _charts_svg(self) -> str:
-        # the widget's own specs with inline rows, drawn in one vl-convert call
-        import vl_convert as vlc
-
-        from solstice_inspect import charts as C
-        from solstice_inspect.analysis.downsample import downsample
-
-        panels = []
-        for name in C.CHARTS:
-            pts = downsample(
-                C.series(self.state.stage_metrics, name),
-                "t",
-                "v",
-                by="stage",
-                max_points=STATIC_POINTS,
-            ).dropna(subset=["v"])
-            spec = {k: v for k, v in self.charts.specs[name].items() if k != "$schema"}
-            spec.pop("autosize", None)
-            spec["data"] = {
-                "values": [
-                    {"t": t, "stage": s, "v": v}
-                    for t, s, v in zip(
-                        (pts["t"].astype("datetime64[us, UTC]").astype("int64") // 1000).tolist(),
-                        pts["stage"].tolist(),
-                        pts["v"].round(3).tolist(),
-                    )
-                ]
-            }
-            panels.append(spec)
-        spec = {"$schema": self.charts.specs["throughput"]["$schema"], "concat": panels,
-                "columns": 2}  # fmt: skip
-        try:
-            return vlc.vegalite_to_svg(spec)
-        except Exception as exc:  # noqa: BLE001 - a fallback must not break display
-            return f"<p>charts unavailable: {html.escape(str(exc))}</p>"
+            return static.snapshot_html(
+                self.snapshot, self._header(), chart_specs=self.charts.specs if charts else None
+            )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
@@ -256,38 +346,43 @@ def job_monitor(
     *,
     store: Store | str | None = None,
     refresh: float = 1.0,
+    wait: float = 0.0,
 ) -> JobMonitor:
     """The live dashboard of a job: ``display(si.job_monitor("etl_001"))``.
 
     Parameters
     ----------
     job_or_id
-        A :class:`~solstice_inspect.store.reader.Job` or a job id (its latest attempt).
+        A :class:`~solstice_inspect.Job` (that attempt), or a job id: its latest attempt,
+        and the next one when a newer attempt of the job starts.
     store
         A :class:`Store` or path; the default store when None (ignored for a ``Job``).
     refresh
         Seconds between live updates (at most one update per interval).
+    wait
+        Given a job id with no attempt yet, wait this many seconds for its first one.
 
     Returns
     -------
     JobMonitor
         An ipywidgets ``VBox``; it follows the attempt while it runs and stops by itself
-        when the attempt ends or the widget is closed.
+        when the attempt ends (given a ``Job``) or the widget is closed.
 
     Examples
     --------
     >>> import solstice_inspect as si                       # doctest: +SKIP
     >>> display(si.job_monitor("etl_001", refresh=2))       # doctest: +SKIP
     """
-    from solstice_inspect.store.reader import Job
+    from solstice_inspect.store import connect
+    from solstice_inspect.store.reader import Job, Store
 
-    if not isinstance(job_or_id, Job):
-        from solstice_inspect import job as get_job
-
-        job_or_id = get_job(str(job_or_id), store=store)
     if not refresh > 0:
         raise ValueError(f"refresh must be > 0 seconds, not {refresh!r}")
+    follow = not isinstance(job_or_id, Job)
+    if not isinstance(job_or_id, Job):
+        st = store if isinstance(store, Store) else connect(store)
+        job_or_id = first_attempt(st, str(job_or_id), wait)
     started = time.perf_counter()
-    monitor = JobMonitor(job_or_id, refresh=refresh)
+    monitor = JobMonitor(job_or_id, refresh=refresh, follow=follow)
     log.debug("job monitor built in %.3f s", time.perf_counter() - started)
     return monitor

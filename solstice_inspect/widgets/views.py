@@ -1,5 +1,5 @@
-"""The two anywidget views whose JavaScript is ours (``js/header.js``, ``js/charts.js``,
-bundled into ``solstice_inspect/static/``)."""
+"""The anywidget views whose JavaScript is ours: the header (``js/dashboard.js``, part
+``header``) and the charts (``js/charts.js``), bundled into ``solstice_inspect/static/``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from solstice_inspect.charts import CHARTS, series, vega_lite_spec
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
-def _bundle(name: str) -> Path:
+def bundle(name: str) -> Path:
     path = STATIC / f"{name}.js"
     if not path.exists():
         raise ImportError(
@@ -31,7 +31,8 @@ class HeaderView(anywidget.AnyWidget):
     """The job header. ``header``: a small dict of figures; ``spark``: the last output
     rates (≤ 60) for the sparkline."""
 
-    _esm = _bundle("header")
+    _esm = bundle("dashboard")
+    part = traitlets.Unicode("header").tag(sync=True)
     header = traitlets.Dict().tag(sync=True)
     spark = traitlets.List().tag(sync=True)
 
@@ -62,13 +63,14 @@ class ChartsView(anywidget.AnyWidget):
     """Throughput, queue lag and backpressure charts, rendered by our vega-embed.
 
     ``data`` holds a downsampled snapshot (≤ ``max_points`` per series); live points go
-    out as custom messages ``{"type": "append", "epoch", "seq", "chart", "t", "s", "v"}``
-    and are inserted into the Vega view as changesets. A view that renders later sends
-    ``{"type": "hello"}`` and gets the points since the snapshot. When a series would pass
-    ``max_points``, a new snapshot (half the budget) replaces the data (``epoch`` + 1).
+    out as one custom message per update, ``{"type": "append", "epoch", "seq", "charts":
+    {name: {"t", "s", "v"}}}``, and are inserted into the Vega views as changesets. A
+    view that renders later sends ``{"type": "hello"}`` and gets the points since the
+    snapshot. When a series would pass ``max_points``, a new snapshot (half the budget)
+    replaces the data (``epoch`` + 1).
     """
 
-    _esm = _bundle("charts")
+    _esm = bundle("charts")
     specs = traitlets.Dict().tag(sync=True)
     data = traitlets.Dict().tag(sync=True)
     stages = traitlets.List().tag(sync=True)
@@ -104,11 +106,12 @@ class ChartsView(anywidget.AnyWidget):
             self.epoch += 1
             self.data = data
 
-    def append(self, new_rows: pd.DataFrame, stage_metrics: pd.DataFrame) -> int:
+    def append(self, new_rows: pd.DataFrame, stage_metrics: Any) -> int:
         """Stream the points of new ``stage_metrics`` rows; return how many were sent.
 
-        Re-snapshots (from the whole ``stage_metrics``) when a series would exceed
-        ``max_points`` points in the browser.
+        Re-snapshots (from the whole ``stage_metrics``: a frame, or a callable returning
+        it, called only then) when a series would exceed ``max_points`` points in the
+        browser.
         """
         if new_rows.empty:
             return 0
@@ -119,18 +122,27 @@ class ChartsView(anywidget.AnyWidget):
             for stage, n in pts["stage"].value_counts().items():
                 counts[stage] = counts.get(stage, 0) + int(n)
             if max(counts.values(), default=0) > self.max_points:
-                self.set_points(stage_metrics, budget=self.max_points // 2)
+                full = stage_metrics() if callable(stage_metrics) else stage_metrics
+                self.set_points(full, budget=self.max_points // 2)
                 return sum(len(v["t"]) for v in self.data.values())
+        charts = {}
         for name, pts in points.items():
             cols = columns(pts, self.stages, self.t0)
-            if not cols["t"]:
-                continue
+            if cols["t"]:
+                charts[name] = cols
+                sent += len(cols["t"])
+        if charts:
             self._seq += 1
-            msg = {"type": "append", "epoch": self.epoch, "seq": self._seq, "chart": name, **cols}
+            msg = {"type": "append", "epoch": self.epoch, "seq": self._seq, "charts": charts}
             self._tail.append(msg)
             self._send_msg(msg)
-            sent += len(cols["t"])
         return sent
+
+    def add_stages(self, stages: list[str]) -> None:
+        """Stages that first reported after the charts were built get a colour too."""
+        new = [s for s in stages if s not in self.stages]
+        if new:
+            self.stages = [*self.stages, *new]
 
     def _send_msg(self, msg: dict[str, Any]) -> None:
         self.sent.append(msg)

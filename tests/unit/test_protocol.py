@@ -58,6 +58,8 @@ def test_solstices_thirteen_types_and_our_four_new_ones_are_known():
     ("obj", "expected"),
     [
         (b"{not json", "invalid_json"),
+        (memoryview(b"{not json"), "invalid_json"),
+        (memoryview(json.dumps(good(timestamp=math.nan)).encode()), "non_finite"),
         ("[1, 2]", "not_an_object"),
         (42, "not_an_object"),
         ({k: v for k, v in good().items() if k != "timestamp"}, "missing_field"),

@@ -30,7 +30,7 @@ def test_wheel_contains_the_js_bundles(tmp_path):
     (wheel,) = tmp_path.glob("solstice_inspect-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     bundles = {n for n in names if n.startswith("solstice_inspect/static/") and n.endswith(".js")}
-    assert bundles == {"solstice_inspect/static/header.js", "solstice_inspect/static/charts.js"}
+    assert bundles == {"solstice_inspect/static/dashboard.js", "solstice_inspect/static/charts.js"}
     charts = zipfile.ZipFile(wheel).read("solstice_inspect/static/charts.js")
     assert len(charts) > 300_000, "vega, vega-lite and vega-embed are inside"
     assert b"cdn.jsdelivr" not in charts

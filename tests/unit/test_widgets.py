@@ -1,5 +1,6 @@
-"""job_monitor's state, played from the front end's side: set what the JS would set,
-call the handlers its messages reach, and check what the Python side sends back."""
+"""job_monitor played from the front end's side: set what the JS would set, send the
+messages it sends, and check what the kernel answers — against answers computed here
+independently from the store's raw tables with pandas."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ import time
 
 import ipywidgets as W
 import pandas as pd
+import pyarrow as pa
 import pytest
 from widget_jobs import XSS, LiveFeed, archived_job, big_job
 
 import solstice_inspect as si
 from solstice_inspect.widgets.monitor import JobMonitor
 
-pytest.importorskip("anywidget")
-
 
 @pytest.fixture
 def sent(monkeypatch):
-    """Every comm message the widgets send: (widget, msg) pairs."""
-    out: list[tuple[W.Widget, dict]] = []
-    monkeypatch.setattr(W.Widget, "_send", lambda self, msg, buffers=None: out.append((self, msg)))
+    """Every comm message the widgets send: (widget, msg, buffers) triples."""
+    out: list[tuple[W.Widget, dict, list]] = []
+
+    def record(self, msg, buffers=None):
+        out.append((self, msg, list(buffers or [])))
+
+    monkeypatch.setattr(W.Widget, "_send", record)
     return out
 
 
@@ -63,21 +67,36 @@ def state_bytes(root: W.Widget) -> int:
     return total
 
 
+def page(monitor, table, **request):
+    """Ask the kernel for a page like the front end does; return (reply, rows as pandas)."""
+    reply, buffers = monitor.tabs.answer({"type": "page", "id": 1, "table": table, **request})
+    if reply["type"] != "page":
+        return reply, None
+    rows = pa.ipc.open_stream(buffers[0]).read_all().to_pandas()
+    return reply, rows
+
+
 # ---------------------------------------------------------------- archived job
 def test_header_shows_the_jobs_figures(monitor, archived):
     head = monitor.header.header
-    info = archived.info
+    sm = archived.stage_metrics()
+    last = sm.sort_values("ts", kind="stable").groupby("stage_id").tail(1).set_index("stage_id")
     assert head["status"] == "COMPLETED"
     assert head["running"] is False
-    assert head["records_in"] == info["records_in"]
-    assert head["records_out"] == info["records_out"]
-    assert head["exceptions"] == info["exceptions"] > 0
-    assert head["elapsed_s"] == pytest.approx(info["duration_s"], abs=1)
+    assert head["records_in"] == last.loc["source", "output_records"]
+    assert head["records_out"] == last.loc["sink", "output_records"]
+    assert head["exceptions"] == len(archived.exceptions()) > 0
+    cat = archived.catalog_row()
+    assert head["elapsed_s"] == pytest.approx(
+        (cat["end_time"] - cat["start_time"]).total_seconds(), abs=0.1
+    )
+    assert head["start"] == pytest.approx(cat["start_time"].timestamp())
     assert head["rate_out"] > 0
+    assert head["updated_age_s"] is None, "a finished job shows no 'updated N s ago'"
     assert 2 <= len(monitor.header.spark) <= 60
 
 
-def test_dag_has_one_node_per_stage_coloured_by_backpressure(monitor, archived):
+def test_dag_has_one_node_per_stage_sized_to_the_graph(monitor, archived):
     summary = archived.stage_summary()
     nodes = {n.data["id"]: n for n in monitor.dag.graph.nodes}
     assert sorted(nodes) == sorted(archived.dag.stages["stage_id"])
@@ -88,34 +107,92 @@ def test_dag_has_one_node_per_stage_coloured_by_backpressure(monitor, archived):
     edges = {(e.data["source"], e.data["target"]): e.data["label"] for e in monitor.dag.graph.edges}
     assert set(edges) == set(archived.dag.edges)
     assert all(label.startswith("lag ") for label in edges.values())
-    assert monitor.dag.cytoscape_layout["name"] == "dagre"
-    assert monitor.dag.cytoscape_layout["rankDir"] == "LR"
+    # a chain of 5 stages is one row of nodes: the canvas is one node tall, no empty band
+    assert monitor.dag.layout.height == "90px"
+    assert monitor.dag.max_zoom == 1.0, "never zoomed past 100 %: labels stay readable"
+    style = {s["selector"]: s["style"] for s in monitor.dag.cytoscape_style}
+    assert style["node"]["font-size"] >= 12
+    assert "text-background-color" not in style["edge"], "no white boxes in the dark theme"
 
 
-def test_a_click_on_a_stage_shows_its_detail(monitor, archived, sent):
+def test_a_click_on_a_stage_shows_its_detail_and_workers(monitor, archived, sent):
     # the message ipycytoscape's JS sends on a node click
     monitor.dag._handle_interaction(
         monitor.dag, {"widget": "node", "event": "click", "data": {"data": {"id": "enrich"}}}, []
     )
-    detail = monitor.detail.value
-    assert "Stage enrich" in detail
-    assert "GeoEnrich" in detail
-    assert "Partitions" in detail
+    tabs = monitor.tabs
+    assert tabs.selected == "stage"
+    assert tabs.stage["stage_id"] == "enrich"
+    facts = {label: value for label, value, _ in tabs.stage["facts"]}
+    assert facts["operator"] == "GeoEnrich"
+    sm = archived.stage_metrics()
+    enrich = sm[sm["stage_id"] == "enrich"].sort_values("ts", kind="stable")
+    assert facts["records out"] == enrich["output_records"].iloc[-1]
+    assert facts["parallelism max"] == 3
+    _, rows = page(monitor, "stage_workers", offset=0, limit=100)
     workers = archived.workers()
-    for wid in workers[workers["stage_id"] == "enrich"]["worker_id"].unique():
-        assert wid in detail
-    assert [msg["state"] for w, msg in sent if w is monitor.detail] == [{"value": detail}]
+    expected = sorted(workers[workers["stage_id"] == "enrich"]["worker_id"].unique())
+    assert sorted(rows["worker_id"]) == expected
+    assert any(t["id"] == "stage" and "enrich" in t["title"] for t in tabs.tabs)
+    # the selection, facts and tab list went out in one message
+    msgs = [m for w, m, _ in sent if w is tabs and m.get("method") == "update"]
+    assert len(msgs) == 1
+    assert {"stage", "tabs", "selected"} <= set(msgs[0]["state"])
 
 
-def test_exception_messages_are_text_not_markup(monitor):
-    tab = monitor.exceptions_tab.value
-    assert XSS not in tab
-    assert "&lt;img src=x onerror=alert(1)&gt;" in tab
-    assert "<details" in tab
-    assert "<pre>" in tab  # the stacktrace, on expand
-    static = monitor._repr_mimebundle_()["text/html"]
-    assert XSS not in static
-    assert "<script" not in static
+def test_workers_table_equals_the_stores_latest_rows(monitor, archived):
+    _, rows = page(monitor, "workers", offset=0, limit=500)
+    wm = archived.worker_metrics().sort_values("ts", kind="stable")
+    last = wm.groupby("worker_id").tail(1).set_index("worker_id")
+    events = archived.workers().sort_values("ts", kind="stable").groupby("worker_id").tail(1)
+    status = {
+        r.worker_id: ("RUNNING" if r.event == "STARTED" else r.event) for r in events.itertuples()
+    }
+    rows = rows.set_index("worker_id")
+    assert set(rows.index) == set(last.index) | set(status)
+    for wid, row in last.iterrows():
+        assert rows.loc[wid, "output_records"] == row["output_records"], wid
+        assert rows.loc[wid, "stage_id"] == row["stage_id"]
+    for wid, st in status.items():
+        assert rows.loc[wid, "status"] == st
+    assert (rows["status"] == "FAILED").any(), "the simulation's failed worker shows"
+
+
+def test_exceptions_page_sort_and_filter_equal_pandas(monitor, archived):
+    exc = archived.table("exceptions").to_pandas()  # storage order, as the tab's natural order
+    reply, rows = page(monitor, "exceptions", offset=0, limit=3)
+    assert reply["total"] == len(exc) and reply["filtered"] == len(exc)
+    assert list(rows["exception_id"]) == list(exc["exception_id"][:3])
+    reply, rows = page(
+        monitor, "exceptions", offset=2, limit=3,
+        sort={"column": "worker_id", "desc": True}, filters={"stage_id": "=parse"},
+    )  # fmt: skip
+    want = exc[exc["stage_id"] == "parse"].sort_values("worker_id", ascending=False, kind="stable")
+    assert reply["filtered"] == len(want)
+    assert list(rows["exception_id"]) == list(want["exception_id"][2:5])
+    assert rows["ts"].dtype == "float64", "times travel as epoch seconds"
+    assert rows["ts"].iloc[0] == pytest.approx(want["ts"].iloc[2].timestamp())
+    # a hostile message travels as data, untouched (the front end writes it as text)
+    _, everything = page(monitor, "exceptions", offset=0, limit=500)
+    assert XSS in set(everything["message"])
+    # a bad filter is an error answer, not an exception in the kernel
+    reply, _ = page(monitor, "exceptions", offset=0, limit=5, filters={"ts": ">soon"})
+    assert reply["type"] == "error" and "soon" in reply["message"]
+    reply, _ = page(monitor, "nope", offset=0, limit=5)
+    assert reply["type"] == "error" and "exceptions" in reply["message"]
+
+
+def test_exception_groups_link_to_their_occurrences(monitor, archived):
+    meta = monitor.tabs.tables["exception_groups"]
+    assert meta["link"] == {"column": "fingerprint", "table": "exceptions", "filter": "fingerprint"}
+    _, groups = page(monitor, "exception_groups", offset=0, limit=100)
+    exc = archived.exceptions()
+    counts = exc.groupby("fingerprint").size()
+    assert dict(zip(groups["fingerprint"], groups["count"])) == counts.to_dict()
+    assert list(groups["count"]) == sorted(groups["count"], reverse=True)
+    top = groups["fingerprint"].iloc[0]
+    reply, _ = page(monitor, "exceptions", offset=0, limit=5, filters={"fingerprint": f"={top}"})
+    assert reply["filtered"] == counts[top]
 
 
 def test_charts_get_specs_and_bounded_points(monitor):
@@ -127,19 +204,27 @@ def test_charts_get_specs_and_bounded_points(monitor):
         cols = charts.data[name]
         assert len(cols["t"]) == len(cols["s"]) == len(cols["v"]) > 0
         assert set(cols["s"]) <= set(range(len(charts.stages)))
-    assert charts.stages == list(monitor.state.summary()["stage_id"])
+    assert charts.stages == list(monitor.snapshot.stage_summary()["stage_id"])
 
 
 def test_static_fallback_has_summary_dag_and_chart_svgs(monitor):
     bundle = monitor._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    page = bundle["text/html"]
-    assert "etl_archived" in page
-    assert "COMPLETED" in page
-    assert page.count("<svg") >= 2  # the DAG, and the three charts in one SVG
-    assert page.count('class="mark-line') >= 3, "line marks drawn in the chart SVG"
-    assert "class='si-dag-svg'" in page
-    assert "http" not in page.replace("http://www.w3.org", "")  # nothing from a URL
+    page_html = bundle["text/html"]
+    assert "etl_archived" in page_html
+    assert "COMPLETED" in page_html
+    assert page_html.count("<svg") >= 2  # the DAG, and the three charts in one SVG
+    assert page_html.count('class="mark-line') >= 3, "line marks drawn in the chart SVG"
+    assert "class='si-dag-svg'" in page_html
+    assert XSS not in page_html and "&lt;img src=x onerror=alert(1)&gt;" in page_html
+    assert "<script" not in page_html
+    assert "http" not in page_html.replace("http://www.w3.org", "")  # nothing from a URL
+
+
+def test_job_repr_html_renders_the_same_model(archived):
+    html = archived._repr_html_()
+    assert "etl_archived" in html and "COMPLETED" in html
+    assert XSS not in html
 
 
 def test_user_charts_are_altair_and_bounded(archived):
@@ -152,15 +237,35 @@ def test_user_charts_are_altair_and_bounded(archived):
 
 
 def test_errors_show_inline(monitor):
-    m = monitor
-    m.update({"stage_metrics": "not a table"})
-    assert "Error while updating" in m.errors.value
-    m.errors.value = ""
+    monitor.update({"stage_metrics": "not a table"})
+    assert "Error while updating" in monitor.errors.value
+    monitor.errors.value = ""
 
 
 def test_unknown_job_names_known_ones(archived):
     with pytest.raises(si.JobNotFound, match="etl_archived"):
         si.job_monitor("etl_archive", store=archived.store)
+
+
+def test_a_table_of_the_users_own_rows_pages_in_the_kernel():
+    df = pd.DataFrame({"stage": ["a", "b", "a", "c"] * 250, "n": range(1000)})
+    table = si.widgets.Table(df, title="mine", page_size=50)
+    assert table.tables["mine"]["total"] == 1000
+    assert {c["name"]: c["type"] for c in table.tables["mine"]["columns"]} == {
+        "stage": "string", "n": "int",
+    }  # fmt: skip
+    reply, buffers = table.answer(
+        {"type": "page", "id": 7, "table": "mine", "offset": 100, "limit": 50,
+         "sort": {"column": "n", "desc": True}, "filters": {"stage": "a"}}
+    )  # fmt: skip
+    rows = pa.ipc.open_stream(buffers[0]).read_all().to_pandas()
+    want = df[df["stage"] == "a"].sort_values("n", ascending=False)
+    assert reply["id"] == 7 and reply["filtered"] == len(want) == 500
+    assert list(rows["n"]) == list(want["n"][100:150])
+    version = table.tables["mine"]["version"]
+    table.refresh(df.head(10))
+    assert table.tables["mine"]["total"] == 10
+    assert table.tables["mine"]["version"] > version, "the view re-asks for its page"
 
 
 # ---------------------------------------------------------------- payload bounds
@@ -175,7 +280,12 @@ def test_1m_rows_initial_state_is_bounded(tmp_path):
             assert min(per_series.values()) >= 1000, name  # downsampled, not starved
         size = state_bytes(m)
         assert size <= 1_000_000, size
-        assert "1,000 workers" in m.workers_tab.value or "1,0" in m.workers_tab.value
+        workers = next(t for t in m.tabs.tabs if t["id"] == "workers")
+        assert workers["badge"] == job.worker_metrics(columns=["worker_id"])["worker_id"].nunique()
+        # any row is reachable: the last page of the 1,000+ workers
+        reply, rows = page(m, "workers", offset=10**9, limit=25)
+        assert reply["offset"] == (reply["filtered"] - 1) // 25 * 25
+        assert len(rows) == reply["filtered"] - reply["offset"] > 0
     finally:
         m.close()
 
@@ -185,12 +295,11 @@ def test_a_live_update_sends_only_what_changed(tmp_path, sent):
     store = si.connect(tmp_path / "store")
     feed = LiveFeed(store, "etl_live_unit", duration_s=30)
     feed.feed_until(10)
-    m = si.job_monitor(store.job("etl_live_unit"), refresh=60)
+    m = JobMonitor(store.job("etl_live_unit"), refresh=60, clock=lambda: 1_764_331_300.0)
     try:
         m.live.stop()  # drive the updates by hand
-        m.state.clock = lambda: 1_764_331_300.0
         assert m.header.header["status"] == "RUNNING"
-        m.update(m.live.poll())  # settle: clock fixed from here
+        m.update(m.live.poll())  # settle
         sent.clear()
         m.update(m.live.poll())
         assert sent == [], "nothing new: nothing sent"
@@ -201,26 +310,54 @@ def test_a_live_update_sends_only_what_changed(tmp_path, sent):
         before = m.header.header["records_in"]
         m.update(rows)
         by_widget: dict[str, list[dict]] = {}
-        for w, msg in sent:
+        for w, msg, _ in sent:
             by_widget.setdefault(type(w).__name__, []).append(msg)
         charts = by_widget["ChartsView"]
-        assert all(msg["method"] == "custom" for msg in charts), "no chart redraw"
-        appended = [msg["content"] for msg in charts]
-        assert {c["chart"] for c in appended} == {"throughput", "queue_lag", "backpressure"}
-        assert max(len(c["t"]) for c in appended) <= new_windows
-        header = by_widget["HeaderView"]
-        assert len(header) == 1, "one update message for the header (hold_sync)"
+        assert len(charts) == 1, "one message for all charts"
+        assert charts[0]["method"] == "custom", "no chart redraw"
+        appended = charts[0]["content"]["charts"]
+        assert set(appended) == {"throughput", "queue_lag", "backpressure"}
+        assert max(len(c["t"]) for c in appended.values()) <= new_windows
+        assert len(by_widget["HeaderView"]) == 1, "one update message for the header"
+        tabs = by_widget["TabsView"]
+        assert len(tabs) == 1, "tables: one message with the new versions, no rows"
+        assert "tables" in tabs[0]["state"]
         assert m.header.header["records_in"] > before
-        assert all("_esm" not in msg.get("state", {}) for _, msg in sent)
-        assert len(json.dumps([msg for _, msg in sent], default=str)) < 100_000
+        assert all("_esm" not in msg.get("state", {}) for _, msg, _ in sent)
+        assert len(json.dumps([msg for _, msg, _ in sent], default=str)) < 100_000
         # a view that renders now asks for the points since the snapshot
         sent.clear()
         m.charts._handle_msg(m.charts, {"type": "hello"}, [])
-        assert [msg["content"] for _, msg in sent] == m.charts._tail
+        assert [msg["content"] for _, msg, _ in sent] == m.charts._tail
         assert {c["epoch"] for c in m.charts._tail} == {m.charts.epoch}
     finally:
         m.close()
         feed.stop()
+
+
+def test_a_stage_that_reports_late_joins_the_dag_and_charts(tmp_path):
+    store = si.connect(tmp_path / "store")
+    t0 = 1_764_331_200.0
+    rec = store.record("late", flush_interval=0.05)
+    env = si.envelope
+    rec.ingest(env("job_started", "late", "late", t0, {"dag_edges": {"read": ["parse"]}}))
+    rec.ingest(env("worker_metrics", "late", "read_w0", t0 + 1,
+                   {"stage_id": "read", "input_records": 0, "output_records": 5}))  # fmt: skip
+    rec.flush()
+    m = JobMonitor(store.job("late"), refresh=60)
+    try:
+        m.live.stop()
+        assert {n.data["id"] for n in m.dag.graph.nodes} == {"read", "parse"}
+        rec.ingest(env("worker_metrics", "late", "audit_w0", t0 + 2,
+                       {"stage_id": "audit", "input_records": 5, "output_records": 5}))  # fmt: skip
+        rec.flush()
+        m.update(m.live.poll())
+        assert {n.data["id"] for n in m.dag.graph.nodes} == {"read", "parse", "audit"}
+        assert "audit" in m.charts.stages
+        assert m.errors.value == ""
+    finally:
+        m.close()
+        rec.finish("COMPLETED")
 
 
 def test_live_monitor_follows_the_job_and_stops_when_it_ends(tmp_path):
@@ -230,6 +367,8 @@ def test_live_monitor_follows_the_job_and_stops_when_it_ends(tmp_path):
     m = JobMonitor(store.job("etl_live_thread"), refresh=0.2)
     try:
         first = m.header.header["records_in"] or 0
+        assert m.header.header["updated_age_s"] is not None
+        assert m.header.header["stale_after_s"] == pytest.approx(0.6)
         feed.start()
         deadline = time.monotonic() + 20
         while m.live.running and time.monotonic() < deadline:
@@ -256,24 +395,28 @@ def test_closing_the_widget_stops_polling(tmp_path):
     feed.stop()
 
 
-def test_header_shows_lost_with_its_reason_and_progress_with_eta(archived):
-    from solstice_inspect.widgets.state import JobState
-
-    state = JobState(archived, clock=lambda: 1_764_400_000.0)
-    records_in = state.header()[0]["records_in"]
-    state.catalog = {**state.catalog, "status": "LOST"}
-    state.catalog["heartbeat"] = pd.Timestamp(1_764_400_000 - 42, unit="s", tz="UTC")
-    head, _ = state.header()
-    assert head["status"] == "LOST"
-    assert "no heartbeat for 42 s" in head["status_reason"]
-    state.config = {**state.config, "total_records": records_in * 4}
-    state.catalog["status"] = "RUNNING"
-    # the archived job's source has stopped; pretend it still reads 100 records/s
-    state._rate = lambda stages, now=True: 100.0
-    head, _ = state.header()
-    assert head["progress"] == pytest.approx(0.25)
-    assert head["rate_in"] == 100.0
-    assert head["eta_s"] == pytest.approx(records_in * 3 / 100.0, abs=1)
+def test_a_monitor_of_a_job_id_moves_to_its_next_attempt(tmp_path):
+    store = si.connect(tmp_path / "store")
+    t0 = 1_764_331_200.0
+    with store.record("again") as rec:
+        rec.ingest(si.envelope("job_started", "again", "again", t0, {"dag_edges": {"a": ["b"]}}))
+    m = si.job_monitor("again", store=store, refresh=0.1)
+    try:
+        first = m.snapshot.attempt_id
+        assert m.live.running, "watching for a newer attempt"
+        with store.record("again") as rec:
+            rec.ingest(si.envelope("job_started", "again", "again", t0 + 60,
+                                   {"dag_edges": {"x": ["y"]}}))  # fmt: skip
+            second = rec.attempt_id
+        deadline = time.monotonic() + 15
+        while m.snapshot.attempt_id != second and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert m.snapshot.attempt_id == second != first
+        assert m.header.header["attempt_id"] == second
+        assert {n.data["id"] for n in m.dag.graph.nodes} == {"x", "y"}
+        assert m.errors.value == ""
+    finally:
+        m.close()
 
 
 def test_the_widgets_chart_specs_are_valid_altair_charts():

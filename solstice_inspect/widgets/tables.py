@@ -1,0 +1,205 @@
+"""Paged tables in our own front end (``js/dashboard.js``): the dashboard's tab strip
+(:class:`TabsView`) and a standalone :class:`Table` users can point at any Arrow table,
+DataFrame or query. Pages are asked for over custom messages and answered with Arrow IPC
+bytes in the buffers (``docs/widget-protocol.md``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anywidget
+import traitlets
+
+from solstice_inspect.widgets.paging import FilterError, Pager, column_meta, ipc_bytes
+from solstice_inspect.widgets.views import bundle
+
+log = logging.getLogger("solstice_inspect.widgets")
+
+__all__ = ["Table", "TabsView"]
+
+
+class PagedTables(anywidget.AnyWidget):
+    """An anywidget of ours holding named :class:`Pager` s and answering page requests."""
+
+    _esm = bundle("dashboard")
+    part = traitlets.Unicode("table").tag(sync=True)
+    tables = traitlets.Dict().tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pagers: dict[str, Pager] = {}
+        self._meta: dict[str, dict[str, Any]] = {}
+        self.pages_sent = 0
+        self.on_msg(self._on_msg)
+
+    # ------------------------------------------------------------------ tables
+    def add_table(
+        self,
+        name: str,
+        source: Any,
+        *,
+        title: str | None = None,
+        labels: dict[str, str] | None = None,
+        page_size: int = 25,
+        sort: dict[str, Any] | None = None,
+        filters: dict[str, str] | None = None,
+        link: dict[str, str] | None = None,
+        send: bool = True,
+    ) -> Pager:
+        """Serve ``source`` (a table, DataFrame, or a callable returning one) as ``name``."""
+        pager = Pager(source)
+        self._pagers[name] = pager
+        meta: dict[str, Any] = {"title": title or name, "page_size": page_size}
+        if labels:
+            meta["labels"] = labels
+        if sort:
+            meta["sort"] = sort
+        if filters:
+            meta["filters"] = filters
+        if link:
+            meta["link"] = link
+        self._meta[name] = meta
+        if send:
+            self.sync_tables()
+        return pager
+
+    def refresh_table(self, name: str, source: Any = None) -> None:
+        """The rows of ``name`` changed (new ``source``, or the callable's answer): the
+        front end re-asks for the page it shows. Call :meth:`sync_tables` after a batch
+        of these (one message for all)."""
+        pager = self._pagers[name]
+        if source is not None:
+            pager.set(source)
+        else:
+            pager.invalidate()
+
+    def set_filters(self, name: str, filters: dict[str, str]) -> None:
+        self._meta[name]["filters"] = dict(filters)
+
+    def sync_tables(self) -> None:
+        """Send every table's meta (columns, row count, version) in one trait change."""
+        out = {}
+        for name, pager in self._pagers.items():
+            meta = dict(self._meta[name])
+            try:
+                table = pager.table
+                meta["columns"] = column_meta(table.schema, meta.pop("labels", None))
+                meta["total"] = table.num_rows
+            except Exception as exc:
+                log.exception("table %s failed", name)
+                meta.pop("labels", None)
+                meta["columns"] = []
+                meta["total"] = 0
+                meta["error"] = f"{type(exc).__name__}: {exc}"
+            meta["version"] = pager.version
+            out[name] = meta
+        self.tables = out
+
+    def pager(self, name: str) -> Pager:
+        return self._pagers[name]
+
+    # ------------------------------------------------------------------ messages
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") != "page":
+            return
+        self.answer(content)
+
+    def answer(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
+        """Answer one page request (and send the answer); returned for tests."""
+        rid = request.get("id")
+        name = request.get("table")
+        try:
+            pager = self._pagers.get(str(name))
+            if pager is None:
+                raise FilterError(f"no table {name!r}; tables: {', '.join(self._pagers)}")
+            rows, offset, filtered = pager.page(
+                int(request.get("offset") or 0),
+                int(request.get("limit") or 25),
+                request.get("sort") or None,
+                request.get("filters") or {},
+            )
+            reply = {
+                "type": "page",
+                "id": rid,
+                "table": name,
+                "offset": offset,
+                "total": pager.table.num_rows,
+                "filtered": filtered,
+                "version": pager.version,
+            }
+            buffers = [ipc_bytes(rows)]
+        except (FilterError, ValueError, TypeError) as exc:
+            reply = {"type": "error", "id": rid, "table": name, "message": str(exc)}
+            buffers = []
+        except Exception as exc:
+            log.exception("page of %s failed", name)
+            reply = {
+                "type": "error",
+                "id": rid,
+                "table": name,
+                "message": f"{type(exc).__name__}: {exc}",
+            }
+            buffers = []
+        self.pages_sent += 1
+        self.send(reply, buffers)
+        return reply, buffers
+
+
+class TabsView(PagedTables):
+    """The dashboard's tab strip: tables, a text tab (configuration) and a stage detail."""
+
+    tabs = traitlets.List().tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)
+    stage = traitlets.Dict().tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(part="tabs", **kwargs)
+
+
+class Table(PagedTables):
+    """A paged, sortable, filterable table of any Arrow table, DataFrame or query.
+
+    Only one page at a time travels to the browser, as Arrow IPC bytes; sorting and
+    filtering happen in the kernel. Pass a callable to re-run a query on
+    :meth:`refresh`.
+
+    Parameters
+    ----------
+    data
+        A ``pyarrow.Table``, a ``pandas.DataFrame``, or a callable returning one.
+    title
+        Shown above the table.
+    page_size
+        Rows per page (the front end lets the user change it).
+
+    Examples
+    --------
+    >>> import pyarrow as pa, solstice_inspect as si
+    >>> t = si.widgets.Table(pa.table({"stage": ["a", "b"], "n": [1, 2]}), title="demo")
+    >>> t.tables["demo"]["total"]
+    2
+    >>> reply, _ = t.answer({"type": "page", "id": 1, "table": "demo", "offset": 0,
+    ...                      "limit": 10, "filters": {"stage": "=b"}})
+    >>> reply["filtered"]
+    1
+    """
+
+    def __init__(self, data: Any, *, title: str = "table", page_size: int = 25) -> None:
+        super().__init__(part="table")
+        self.name = title
+        self.add_table(title, data, title=title, page_size=page_size)
+
+    def refresh(self, data: Any = None) -> None:
+        """Re-read the rows (re-run the query, or take ``data``); the view re-asks."""
+        self.refresh_table(self.name, data)
+        self.sync_tables()
+
+    def to_arrow(self) -> Any:
+        """The rows as served (times as epoch seconds, lists as text)."""
+        return self.pager(self.name).table
+
+    def __repr__(self) -> str:
+        meta = self.tables.get(self.name, {})
+        return f"Table({self.name!r}, rows={meta.get('total')})"
