@@ -74,9 +74,7 @@ def test_background_thread_feeds_subscribers_and_stops_at_the_end(tmp_path):
         bad_calls.append(1)
         raise RuntimeError("view bug")
 
-    live = si.attach(
-        JOB, store=store, refresh=0.1, tables=["worker_metrics", "job"], follow=False
-    )
+    live = si.attach(JOB, store=store, refresh=0.1, tables=["worker_metrics", "job"], follow=False)
 
     def good(rows):
         if "worker_metrics" in rows:

@@ -161,7 +161,8 @@ def test_workers_table_equals_the_stores_latest_rows(monitor, archived):
 def test_exceptions_page_sort_and_filter_equal_pandas(monitor, archived):
     exc = archived.table("exceptions").to_pandas()  # storage order, as the tab's natural order
     reply, rows = page(monitor, "exceptions", offset=0, limit=3)
-    assert reply["total"] == len(exc) and reply["filtered"] == len(exc)
+    assert reply["total"] == len(exc)
+    assert reply["filtered"] == len(exc)
     assert list(rows["exception_id"]) == list(exc["exception_id"][:3])
     reply, rows = page(
         monitor, "exceptions", offset=2, limit=3,
@@ -177,9 +178,11 @@ def test_exceptions_page_sort_and_filter_equal_pandas(monitor, archived):
     assert XSS in set(everything["message"])
     # a bad filter is an error answer, not an exception in the kernel
     reply, _ = page(monitor, "exceptions", offset=0, limit=5, filters={"ts": ">soon"})
-    assert reply["type"] == "error" and "soon" in reply["message"]
+    assert reply["type"] == "error"
+    assert "soon" in reply["message"]
     reply, _ = page(monitor, "nope", offset=0, limit=5)
-    assert reply["type"] == "error" and "exceptions" in reply["message"]
+    assert reply["type"] == "error"
+    assert "exceptions" in reply["message"]
 
 
 def test_exception_groups_link_to_their_occurrences(monitor, archived):
@@ -216,14 +219,16 @@ def test_static_fallback_has_summary_dag_and_chart_svgs(monitor):
     assert page_html.count("<svg") >= 2  # the DAG, and the three charts in one SVG
     assert page_html.count('class="mark-line') >= 3, "line marks drawn in the chart SVG"
     assert "class='si-dag-svg'" in page_html
-    assert XSS not in page_html and "&lt;img src=x onerror=alert(1)&gt;" in page_html
+    assert XSS not in page_html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page_html
     assert "<script" not in page_html
     assert "http" not in page_html.replace("http://www.w3.org", "")  # nothing from a URL
 
 
 def test_job_repr_html_renders_the_same_model(archived):
     html = archived._repr_html_()
-    assert "etl_archived" in html and "COMPLETED" in html
+    assert "etl_archived" in html
+    assert "COMPLETED" in html
     assert XSS not in html
 
 
@@ -260,7 +265,8 @@ def test_a_table_of_the_users_own_rows_pages_in_the_kernel():
     )  # fmt: skip
     rows = pa.ipc.open_stream(buffers[0]).read_all().to_pandas()
     want = df[df["stage"] == "a"].sort_values("n", ascending=False)
-    assert reply["id"] == 7 and reply["filtered"] == len(want) == 500
+    assert reply["id"] == 7
+    assert reply["filtered"] == len(want) == 500
     assert list(rows["n"]) == list(want["n"][100:150])
     version = table.tables["mine"]["version"]
     table.refresh(df.head(10))
