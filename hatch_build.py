@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-BUNDLES = ("header.js", "charts.js")
+BUNDLES = ("dashboard.js", "charts.js")
 
 
 class JsBuildHook(BuildHookInterface):

@@ -2,36 +2,32 @@
 // innerHTML, so a message such as "<img src=x onerror=...>" stays text.
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
     if (k === "class") el.className = v;
     else if (k === "style") el.setAttribute("style", v);
-    else el.setAttribute(k, v);
+    else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children) {
-    if (c == null) continue;
+  for (const c of children.flat()) {
+    if (c == null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
   return el;
 }
 
-export function fmtNumber(v, digits = 1) {
-  if (v == null || Number.isNaN(v)) return "—";
-  const a = Math.abs(v);
-  if (a >= 1e9) return (v / 1e9).toFixed(digits) + "G";
-  if (a >= 1e6) return (v / 1e6).toFixed(digits) + "M";
-  if (a >= 1e4) return (v / 1e3).toFixed(digits) + "k";
-  return Number.isInteger(v) ? v.toLocaleString("en") : v.toFixed(digits);
+// One <style> per document, whatever the number of widgets.
+export function ensureStyle(id, css) {
+  if (document.getElementById(id)) return;
+  const style = document.createElement("style");
+  style.id = id;
+  style.textContent = css;
+  document.head.append(style);
 }
 
-export function fmtDuration(s) {
-  if (s == null || Number.isNaN(s)) return "—";
-  s = Math.max(0, Math.round(s));
-  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
-  return hh ? `${hh}h ${mm}m ${ss}s` : mm ? `${mm}m ${ss}s` : `${ss}s`;
-}
-
-// An inline SVG sparkline built with DOM calls (no markup strings).
-export function sparkline(values, width = 120, height = 24) {
+// An inline SVG sparkline built with DOM calls (no markup strings); its colour is the
+// CSS `color` of `.si-spark` (the theme's brand colour).
+export function sparkline(values, width = 96, height = 20) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("width", width);
@@ -45,11 +41,15 @@ export function sparkline(values, width = 120, height = 24) {
     const y = height - 1 - (v / max) * (height - 2);
     return `${x.toFixed(1)},${y.toFixed(1)}`;
   });
+  const area = document.createElementNS(ns, "polygon");
+  area.setAttribute("points", `1,${height - 1} ${pts.join(" ")} ${width - 1},${height - 1}`);
+  area.setAttribute("fill", "currentColor");
+  area.setAttribute("fill-opacity", "0.15");
   const line = document.createElementNS(ns, "polyline");
   line.setAttribute("points", pts.join(" "));
   line.setAttribute("fill", "none");
-  line.setAttribute("stroke", "#1f77b4");
-  line.setAttribute("stroke-width", "1.5");
-  svg.append(line);
+  line.setAttribute("stroke", "currentColor");
+  line.setAttribute("stroke-width", "1.25");
+  svg.append(area, line);
   return svg;
 }

@@ -190,6 +190,7 @@ class JobSnapshot:
         self.job_status: str | None = None
         self._job_key: tuple[int, int] | None = None
         self._stage_ids: list[str] = []  # in order of first appearance
+        self._spec_order: list[str] = []  # as the latest job row declares them
         self._specs: dict[str, dict[str, Any]] = {}
         self._spec_keys: dict[str, tuple[int, int]] = {}
         self._acc: dict[str, _StageAcc] = {}
@@ -259,7 +260,9 @@ class JobSnapshot:
                     str(k): [str(d) for d in v] for k, v in json.loads(row["dag_edges"]).items()
                 }
             if isinstance(row.get("stage_specs"), str) and row["stage_specs"]:
-                for spec in json.loads(row["stage_specs"]):
+                specs = json.loads(row["stage_specs"])
+                self._spec_order = [str(x.get("stage_id")) for x in specs if x.get("stage_id")]
+                for spec in specs:
                     sid = spec.get("stage_id")
                     self._see_stage(sid)
                     if sid in self._specs:
@@ -417,8 +420,16 @@ class JobSnapshot:
 
     @property
     def stage_ids(self) -> list[str]:
-        """Every stage seen so far (declared or reporting), in order of first appearance."""
-        return list(self._stage_ids)
+        """Every stage seen so far: the declared ones in declaration order, then those
+        that only reported, by name (the same order whatever order the rows came in)."""
+        declared = [s for s in self._declared() if s in self._specs]
+        return declared + sorted(s for s in self._stage_ids if s not in set(declared))
+
+    def _declared(self) -> list[str]:
+        order = list(self._spec_order)
+        for up, downs in self.dag_edges.items():
+            order.extend((up, *downs))
+        return list(dict.fromkeys(order))
 
     @property
     def dag(self) -> Dag:
@@ -426,7 +437,7 @@ class JobSnapshot:
         if self._dag is None:
             cols = ["stage_id", "operator_type", "min_parallelism", "max_parallelism", "status"]
             frame = pd.DataFrame(
-                [{"stage_id": s, **self._specs.get(s, {})} for s in self._stage_ids],
+                [{"stage_id": s, **self._specs.get(s, {})} for s in self.stage_ids],
                 columns=cols,
             )
             edges = [(u, d) for u, downs in self.dag_edges.items() for d in downs]
@@ -435,7 +446,7 @@ class JobSnapshot:
 
     def sources_and_sinks(self) -> tuple[list[str] | None, list[str] | None]:
         """Source and sink stages (``semantics.sources_and_sinks``)."""
-        return sources_and_sinks(self._stage_ids, self.dag_edges)
+        return sources_and_sinks(self.stage_ids, self.dag_edges)
 
     def stage_totals(self) -> dict[str, tuple[int, int]]:
         """(input, output) records of each stage that reported, as of its last window."""
@@ -498,6 +509,16 @@ class JobSnapshot:
                 }
             )
         summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+        # the same dtypes whatever the rows held (a null in one batch must not turn a
+        # column to float in one model and not in another)
+        for col in ("workers_alive", "max_parallelism", "input_records", "output_records",
+                    "queue_lag"):  # fmt: skip
+            summary[col] = pd.array(
+                [None if v is None or pd.isna(v) else int(v) for v in summary[col]], "Int64"
+            )
+        for col in ("selectivity", "input_rate", "output_rate", "output_rate_now",
+                    "backpressure_ratio", "skew_ratio"):  # fmt: skip
+            summary[col] = summary[col].astype("float64")
         # what a DAG node shows: the rate now while running, the job's mean after
         summary["display_rate"] = summary["output_rate_now" if self.running else "output_rate"]
         self._summary = summary

@@ -187,6 +187,7 @@ class Pager:
         self._source = source
         self.version = 0
         self._wire: pa.Table | None = None
+        self._schema: pa.Schema | None = None  # the source's, before the wire conversion
         self._order: dict[tuple, pa.Array | None] = {}
 
     def set(self, source: Any) -> None:
@@ -201,16 +202,26 @@ class Pager:
         self._order.clear()
 
     @property
+    def computed(self) -> bool:
+        """Whether the rows are at hand (computed since the last :meth:`invalidate`)."""
+        return self._wire is not None
+
+    @property
     def table(self) -> pa.Table:
         """The rows as the front end reads them (see :func:`to_wire`)."""
         if self._wire is None:
-            data = self._source() if callable(self._source) else self._source
-            self._wire = to_wire(as_arrow(data))
+            data = as_arrow(self._source() if callable(self._source) else self._source)
+            self._schema = data.schema
+            self._wire = to_wire(data)
         return self._wire
 
     @property
     def schema(self) -> pa.Schema:
-        return self.table.schema
+        """The source's schema (a time column is a timestamp here, a float on the wire)."""
+        if self._schema is None:
+            _ = self.table
+        assert self._schema is not None
+        return self._schema
 
     def _indices(self, sort: dict | None, filters: dict[str, str]) -> pa.Array | None:
         key = (

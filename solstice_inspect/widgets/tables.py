@@ -31,6 +31,7 @@ class PagedTables(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._pagers: dict[str, Pager] = {}
         self._meta: dict[str, dict[str, Any]] = {}
+        self._columns: dict[str, list[dict[str, str]]] = {}
         self.pages_sent = 0
         self.on_msg(self._on_msg)
 
@@ -51,6 +52,7 @@ class PagedTables(anywidget.AnyWidget):
         """Serve ``source`` (a table, DataFrame, or a callable returning one) as ``name``."""
         pager = Pager(source)
         self._pagers[name] = pager
+        self._columns.pop(name, None)
         meta: dict[str, Any] = {"title": title or name, "page_size": page_size}
         if labels:
             meta["labels"] = labels
@@ -79,17 +81,27 @@ class PagedTables(anywidget.AnyWidget):
         self._meta[name]["filters"] = dict(filters)
 
     def sync_tables(self) -> None:
-        """Send every table's meta (columns, row count, version) in one trait change."""
+        """Send every table's meta (columns, row count, version) in one trait change.
+
+        A table's rows are computed when it is first served and then only when a page of
+        it is asked for: after a live update, a table nobody looks at costs nothing here
+        (its ``total`` is the last known one; each page answer carries the current one).
+        """
         out = {}
+        old = self.tables
         for name, pager in self._pagers.items():
             meta = dict(self._meta[name])
+            labels = meta.pop("labels", None)
             try:
-                table = pager.table
-                meta["columns"] = column_meta(table.schema, meta.pop("labels", None))
-                meta["total"] = table.num_rows
+                if name not in self._columns or pager.computed:
+                    table = pager.table
+                    self._columns[name] = column_meta(pager.schema, labels)
+                    meta["total"] = table.num_rows
+                else:
+                    meta["total"] = old.get(name, {}).get("total", 0)
+                meta["columns"] = self._columns[name]
             except Exception as exc:
                 log.exception("table %s failed", name)
-                meta.pop("labels", None)
                 meta["columns"] = []
                 meta["total"] = 0
                 meta["error"] = f"{type(exc).__name__}: {exc}"
@@ -194,6 +206,7 @@ class Table(PagedTables):
     def refresh(self, data: Any = None) -> None:
         """Re-read the rows (re-run the query, or take ``data``); the view re-asks."""
         self.refresh_table(self.name, data)
+        _ = self.pager(self.name).table  # run the query now: its errors show here
         self.sync_tables()
 
     def to_arrow(self) -> Any:
