@@ -10,7 +10,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from solstice_inspect.api import Job, Store, connect
 from solstice_inspect.errors import InspectError, InvalidMessage, JobNotFound, StoreError
@@ -20,6 +20,14 @@ from solstice_inspect.recorder.session import Recording
 from solstice_inspect.store import Dag
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from solstice_inspect import charts, widgets
+    from solstice_inspect.analysis.snapshot import JobSnapshot
+    from solstice_inspect.ray_tools import running_jobs
+    from solstice_inspect.recorder.actor import JobRecorder
+    from solstice_inspect.recorder.client import Telemetry
+    from solstice_inspect.widgets import job_monitor
 
 logging.getLogger("solstice_inspect").addHandler(logging.NullHandler())
 

@@ -162,9 +162,9 @@ def cmd_show(args: argparse.Namespace) -> int:
                 )
                 if row.hint:
                     print(f"         hint: {row.hint}")
-        chk = job.checkpoints()
+        chk: pd.DataFrame = job.checkpoints()
         if not chk.empty:
-            done = chk[chk["status"] == "COMPLETED"]
+            done = chk.loc[chk["status"] == "COMPLETED"]
             print(
                 f"\ncheckpoints: {chk['checkpoint_id'].nunique()} "
                 f"({done['checkpoint_id'].nunique()} completed), median duration "

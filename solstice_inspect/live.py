@@ -29,12 +29,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 
 from solstice_inspect.errors import InspectError, JobNotFound
 from solstice_inspect.schema import FINAL_STATUSES, JOB_TABLES
 from solstice_inspect.store import connect
 from solstice_inspect.store.reader import Job, Store
+
+#: pyarrow.compute's functions are generated at import time: no static types to check
+pc: Any = _pc
 
 log = logging.getLogger("solstice_inspect.live")
 

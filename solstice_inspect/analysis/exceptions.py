@@ -1,16 +1,14 @@
-"""Exception fingerprints and grouping: the same bug in 10,000 splits is one row."""
+"""Exception fingerprints and root-cause hints: the same bug in 10,000 splits is one row
+(grouping itself is part of the job model, :mod:`solstice_inspect.analysis.snapshot`)."""
 
 from __future__ import annotations
 
 import re
 
-import pandas as pd
-
 from solstice_inspect.semantics import fingerprint, normalise_message, top_frames
 
 __all__ = [
     "fingerprint",
-    "group_exceptions",
     "normalise_message",
     "root_cause_hint",
     "top_frames",
@@ -55,43 +53,3 @@ def root_cause_hint(exception_type: str, message: str) -> str:
         if pattern.search(text):
             return hint
     return ""
-
-
-def group_exceptions(exceptions: pd.DataFrame) -> pd.DataFrame:
-    """One row per fingerprint: count, first / last seen, stages, workers, an example.
-
-    Parameters
-    ----------
-    exceptions
-        The ``exceptions`` table as pandas (``Job.exceptions()``).
-    """
-    cols = [
-        "fingerprint",
-        "exception_type",
-        "count",
-        "first_seen",
-        "last_seen",
-        "stages",
-        "workers",
-        "splits",
-        "message",
-        "stacktrace",
-        "hint",
-    ]
-    if exceptions.empty:
-        return pd.DataFrame(columns=cols)
-    ordered = exceptions.sort_values("ts")
-    grouped = ordered.groupby("fingerprint", sort=False)
-    out = grouped.agg(
-        exception_type=("exception_type", "first"),
-        count=("exception_id", "size"),
-        first_seen=("ts", "min"),
-        last_seen=("ts", "max"),
-        stages=("stage_id", lambda s: sorted({v for v in s if v})),
-        workers=("worker_id", lambda s: sorted({v for v in s if v})),
-        splits=("split_id", lambda s: [v for v in s if v][:20]),
-        message=("message", "last"),
-        stacktrace=("stacktrace", "last"),
-    ).reset_index()
-    out["hint"] = [root_cause_hint(t, m) for t, m in zip(out["exception_type"], out["message"])]
-    return out.sort_values("count", ascending=False, kind="stable")[cols].reset_index(drop=True)

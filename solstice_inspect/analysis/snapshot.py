@@ -33,18 +33,26 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 
 from solstice_inspect.analysis.exceptions import root_cause_hint
-from solstice_inspect.analysis.stages import SUMMARY_COLUMNS, backpressure_level, bottleneck
+from solstice_inspect.analysis.stages import (
+    SKEW_THRESHOLD,
+    SUMMARY_COLUMNS,
+    backpressure_level,
+    bottleneck,
+)
 from solstice_inspect.schema import FINAL_STATUSES
 from solstice_inspect.semantics import job_records, sink_written, sources_and_sinks
 from solstice_inspect.store.reader import Dag
+
+#: pyarrow.compute's functions are generated at import time: no static types to check
+pc: Any = _pc
 
 __all__ = ["SNAPSHOT_COLUMNS", "JobSnapshot"]
 
@@ -154,7 +162,7 @@ def _epoch(value: Any) -> float | None:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError):
         return None
-    return None if pd.isna(ts) else ts.timestamp()
+    return None if pd.isna(ts) else float(cast(pd.Timestamp, ts).timestamp())
 
 
 def _latest_per_key(table: pa.Table, keys: list[str]) -> pd.DataFrame:
@@ -298,16 +306,17 @@ class JobSnapshot:
         self._sm_frame = None
         df = _rows(table)
         df["_us"] = df["ts"].astype("datetime64[us, UTC]").astype("int64")
-        for sid, g in df.groupby("stage_id", sort=False):
+        for key, g in df.groupby("stage_id", sort=False):
+            sid = str(key)
             self._see_stage(sid)
             acc = self._acc.get(sid)
             g = g.sort_values("_us", kind="stable")
             if acc is not None and acc.last_ts is not None and g["_us"].iloc[0] < acc.last_ts:
                 # a late window of this stage: refold it from its whole (kept) history
                 acc = None
-                g = self._stage_history(str(sid))
+                g = self._stage_history(sid)
             if acc is None:
-                acc = self._acc[str(sid)] = _StageAcc()
+                acc = self._acc[sid] = _StageAcc()
             self._fold_stage(acc, g)
 
     def _stage_history(self, stage_id: str) -> pd.DataFrame:
@@ -505,7 +514,7 @@ class JobSnapshot:
                     "backpressure_ratio": ratio,
                     "backpressure_level": backpressure_level(ratio),
                     "skew_ratio": np.nan if skew is None else skew,
-                    "skewed": bool(skew is not None and skew > 2.0),
+                    "skewed": bool(skew is not None and skew > SKEW_THRESHOLD),
                 }
             )
         summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -744,15 +753,16 @@ class JobSnapshot:
     @property
     def stage_metrics(self) -> pd.DataFrame:
         """The whole ``stage_metrics`` history seen (for charts), sorted by time."""
-        if self._sm_frame is None:
+        frame = self._sm_frame
+        if frame is None:
             if self._sm_chunks:
                 table = pa.concat_tables(self._sm_chunks)
                 self._sm_chunks = [table]
-                frame = table.to_pandas().sort_values("ts", kind="stable")
-                self._sm_frame = frame.reset_index(drop=True)
+                frame = table.to_pandas().sort_values("ts", kind="stable").reset_index(drop=True)
             else:
-                self._sm_frame = pd.DataFrame()
-        return self._sm_frame
+                frame = pd.DataFrame()
+            self._sm_frame = frame
+        return frame
 
     def stage_facts(self, stage_id: str) -> list[list[Any]]:
         """The selected stage's figures as ``[label, value, type]`` rows (stage detail)."""

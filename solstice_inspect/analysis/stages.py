@@ -1,14 +1,10 @@
-"""Per-stage figures: totals, rates, backpressure level (Flink's), skew, bottleneck."""
+"""Per-stage rules: backpressure level (Flink's), skew threshold, bottleneck. The
+per-stage figures themselves come from the job model (``analysis/snapshot.py``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from solstice_inspect.store.reader import Dag
 
 #: Flink's levels: OK <= 10 % of time backpressured, LOW <= 50 %, HIGH above
 BACKPRESSURE_LEVELS = ((0.10, "OK"), (0.50, "LOW"), (1.01, "HIGH"))
@@ -48,87 +44,6 @@ def backpressure_level(ratio: float | None) -> str:
         if ratio <= bound:
             return name
     return "HIGH"
-
-
-def _last_valid(series: pd.Series) -> float:
-    valid = series.dropna()
-    return float(valid.iloc[-1]) if len(valid) else np.nan
-
-
-def _time_weighted_ratio(g: pd.DataFrame) -> float:
-    ratio = g["backpressure_ratio"]
-    dt = g["ts"].diff().dt.total_seconds()
-    mask = ratio.notna() & dt.notna() & (dt > 0)
-    if not mask.any():
-        return 1.0 if bool(g["backpressure_active"].iloc[-1]) else 0.0
-    return float((ratio[mask] * dt[mask]).sum() / dt[mask].sum())
-
-
-def stage_summary(stage_metrics: pd.DataFrame, dag: Dag | None = None) -> pd.DataFrame:
-    """One row per stage (in DAG order) from the ``stage_metrics`` table.
-
-    ``input_rate`` / ``output_rate`` are averages over the stage's active time;
-    ``output_rate_now`` is the latest window's rate.
-    """
-    order = dag.topological_order() if dag is not None else []
-    ops = {}
-    max_p = {}
-    if dag is not None and not dag.stages.empty:
-        ops = dict(zip(dag.stages["stage_id"], dag.stages["operator_type"]))
-        max_p = dict(zip(dag.stages["stage_id"], dag.stages["max_parallelism"]))
-    rows = []
-    groups = (
-        dict(tuple(stage_metrics.sort_values("ts").groupby("stage_id")))
-        if len(stage_metrics)
-        else {}
-    )
-    for stage_id in order + sorted(s for s in groups if s not in order):
-        g = groups.get(stage_id)
-        if g is None or g.empty:
-            rows.append(
-                {
-                    "stage_id": stage_id,
-                    "operator_type": ops.get(stage_id),
-                    "max_parallelism": max_p.get(stage_id),
-                    "workers_alive": 0,
-                    "input_records": 0,
-                    "output_records": 0,
-                    "backpressure_level": "OK",
-                    "skewed": False,
-                }
-            )
-            continue
-        last = g.iloc[-1]
-        span = (g["ts"].iloc[-1] - g["ts"].iloc[0]).total_seconds()
-        first_in, first_out = g["input_records"].iloc[0], g["output_records"].iloc[0]
-        rate_in = (last["input_records"] - first_in) / span if span > 0 else np.nan
-        rate_out = (last["output_records"] - first_out) / span if span > 0 else np.nan
-        ratio = _time_weighted_ratio(g)
-        skew = last["skew_ratio"]
-        rows.append(
-            {
-                "stage_id": stage_id,
-                "operator_type": ops.get(stage_id),
-                "workers_alive": int(last["workers_alive"]),
-                "max_parallelism": max_p.get(stage_id),
-                "input_records": int(last["input_records"]),
-                "output_records": int(last["output_records"]),
-                "selectivity": (
-                    last["output_records"] / last["input_records"]
-                    if last["input_records"]
-                    else np.nan
-                ),
-                "input_rate": max(rate_in, 0.0) if not np.isnan(rate_in) else np.nan,
-                "output_rate": max(rate_out, 0.0) if not np.isnan(rate_out) else np.nan,
-                "output_rate_now": _last_valid(g["output_rate"]),
-                "queue_lag": last["queue_lag"],
-                "backpressure_ratio": ratio,
-                "backpressure_level": backpressure_level(ratio),
-                "skew_ratio": skew,
-                "skewed": bool(pd.notna(skew) and skew > SKEW_THRESHOLD),
-            }
-        )
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def bottleneck(summary: pd.DataFrame) -> str | None:

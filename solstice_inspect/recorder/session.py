@@ -351,11 +351,10 @@ def _items(messages: Any) -> Iterable[Any]:
     if isinstance(messages, dict):
         yield messages
     elif isinstance(messages, (str, bytes, bytearray)):
-        sep = "\n" if isinstance(messages, str) else b"\n"
-        if sep in messages:
-            yield from messages.split(sep)  # type: ignore[arg-type]
+        if isinstance(messages, str):
+            yield from messages.split("\n") if "\n" in messages else (messages,)
         else:
-            yield messages
+            yield from bytes(messages).split(b"\n") if b"\n" in messages else (messages,)
     else:
         try:
             iterator = iter(messages)

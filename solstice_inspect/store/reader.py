@@ -386,4 +386,4 @@ class Job:
                 )
                 .reset_index()[cols]
             )
-        return Dag(frame, edges)
+        return Dag(pd.DataFrame(frame), edges)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
 
 from solstice_inspect.analysis.downsample import MAX_POINTS
 from solstice_inspect.analysis.snapshot import SNAPSHOT_COLUMNS, JobSnapshot
@@ -29,6 +29,9 @@ from solstice_inspect.report import static
 from solstice_inspect.widgets.dag import add_stages, dag_widget, update_dag
 from solstice_inspect.widgets.tables import TabsView
 from solstice_inspect.widgets.views import ChartsView, HeaderView
+
+#: pyarrow.compute's functions are generated at import time: no static types to check
+pc: Any = _pc
 
 if TYPE_CHECKING:
     from solstice_inspect.store.reader import Job, Store

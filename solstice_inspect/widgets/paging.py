@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as _pc
+
+#: pyarrow.compute's functions are generated at import time: no static types to check
+pc: Any = _pc
 
 __all__ = ["MAX_CELL_CHARS", "MAX_PAGE_ROWS", "FilterError", "Pager", "column_meta", "ipc_bytes"]
 
@@ -81,7 +84,7 @@ def to_wire(table: pa.Table) -> pa.Table:
     return pa.table({name: _to_wire_column(table.column(name)) for name in table.column_names})
 
 
-def column_meta(schema: pa.Schema, labels: dict[str, str] | None = None) -> list[dict[str, str]]:
+def column_meta(schema: pa.Schema, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """``[{name, type, label}]`` for ``tables[name].columns``.
 
     Examples
@@ -124,15 +127,18 @@ def _time_value(text: str, column: pa.ChunkedArray) -> float:
     date-time text."""
     if re.fullmatch(r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?", text):
         first = pc.min(column).as_py()
-        day = pd.Timestamp(first or 0, unit="s", tz="UTC").normalize()
+        day = float(first or 0) // 86_400 * 86_400  # midnight UTC of the first time
         parts = [float(p) for p in text.split(":")] + [0.0]
-        return day.timestamp() + parts[0] * 3600 + parts[1] * 60 + parts[2]
+        return day + parts[0] * 3600 + parts[1] * 60 + parts[2]
     try:
         stamp = pd.Timestamp(text)
     except (ValueError, TypeError) as exc:
         raise FilterError(f"{text!r} is not a time (use HH:MM:SS or 2026-11-30 12:00)") from exc
+    if pd.isna(stamp):
+        raise FilterError(f"{text!r} is not a time (use HH:MM:SS or 2026-11-30 12:00)")
+    stamp = cast(pd.Timestamp, stamp)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.timestamp()
+    return float(stamp.timestamp())
 
 
 def _mask(table: pa.Table, column: str, text: str, kind: str) -> pa.ChunkedArray:

@@ -48,7 +48,7 @@ def columns(points: pd.DataFrame, stages: list[str], t0: float) -> dict[str, lis
     >>> columns(pts, ["a", "b"], 10.0)
     {'t': [0.5], 's': [1], 'v': [1.235]}
     """
-    points = points[np.isfinite(points["v"].to_numpy(dtype=float))]
+    points = points.loc[np.isfinite(points["v"].to_numpy(dtype=float))]
     index = {s: i for i, s in enumerate(stages)}
     micros = points["t"].astype("datetime64[us, UTC]").astype("int64").to_numpy()
     secs = micros / 1e6 - t0
@@ -120,9 +120,10 @@ class ChartsView(anywidget.AnyWidget):
         for name, pts in points.items():
             counts = self._counts.setdefault(name, {})
             for stage, n in pts["stage"].value_counts().items():
-                counts[stage] = counts.get(stage, 0) + int(n)
+                counts[str(stage)] = counts.get(str(stage), 0) + int(n)
             if max(counts.values(), default=0) > self.max_points:
                 full = stage_metrics() if callable(stage_metrics) else stage_metrics
+                assert isinstance(full, pd.DataFrame)
                 self.set_points(full, budget=self.max_points // 2)
                 return sum(len(v["t"]) for v in self.data.values())
         charts = {}

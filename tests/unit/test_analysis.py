@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from solstice_inspect.analysis.exceptions import (
-    fingerprint,
-    group_exceptions,
-    root_cause_hint,
-    top_frames,
-)
-from solstice_inspect.analysis.stages import backpressure_level, bottleneck, stage_summary
+from solstice_inspect.analysis.exceptions import fingerprint, root_cause_hint, top_frames
+from solstice_inspect.analysis.snapshot import JobSnapshot
+from solstice_inspect.analysis.stages import backpressure_level, bottleneck
+
+
+def fold(**tables: pd.DataFrame) -> JobSnapshot:
+    snap = JobSnapshot("j", "a1")
+    snap.add({name: pa.Table.from_pandas(df, preserve_index=False) for name, df in tables.items()})
+    return snap
+
 
 TRACE = """Traceback (most recent call last):
   File "/app/runner.py", line 10, in run
@@ -65,14 +69,14 @@ def test_group_exceptions_counts_and_orders_by_frequency():
             "split_id": [None, "s1", "s2", "s3"],
         }
     )
-    groups = group_exceptions(df)
+    groups = fold(exceptions=df).exception_groups()
     first = groups.iloc[0]
     assert (first["fingerprint"], first["count"]) == ("f2", 3)
     assert first["stages"] == ["enrich", "parse"]
     assert first["first_seen"] == ts[1]
     assert first["last_seen"] == ts[3]
     assert first["message"] == "k3"
-    assert group_exceptions(df.iloc[:0]).empty
+    assert fold(exceptions=df.iloc[:0]).exception_groups().empty
 
 
 @pytest.mark.parametrize(
@@ -100,7 +104,7 @@ def test_stage_summary_uses_time_weighted_backpressure_and_real_rates():
             "skew_ratio": [None, 1.0, 3.0, 2.5],
         }
     )
-    row = stage_summary(sm).iloc[0]
+    row = fold(stage_metrics=sm).stage_summary().iloc[0]
     assert row["input_rate"] == 100.0  # 1000 records over 10 s of message time
     assert row["selectivity"] == 0.5
     assert row["backpressure_ratio"] == pytest.approx(0.2)  # 2 s of 10
