@@ -105,54 +105,54 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from solstice_inspect.analysis.stages import bottleneck
+    import time
 
     job = _store(args).job(args.job_id, attempt=args.attempt)
-    info = job.info
-    print(f"job {job.job_id}  attempt {job.attempt_id}  status {info['status']}")
-    duration = info["duration_s"]
-    shown = "—" if duration is None or duration != duration else f"{duration:,.1f}"
-    print(f"start {info['start_time']}  end {info['end_time']}  duration {shown} s")
+    snap = job.snapshot()  # the same model every view renders
+    head = snap.header(now=time.time())
+    print(f"job {job.job_id}  attempt {job.attempt_id}  status {head['status']}")
+    if head["status_reason"]:
+        print(f"  {head['status_reason']}")
+    cat = snap.catalog
+    elapsed = head["elapsed_s"]
+    shown = "—" if elapsed is None else f"{elapsed:,.1f}"
     print(
-        f"records in {info['records_in']}  out {info['records_out']}  workers alive "
-        f"{info['workers']}  exceptions {info['exceptions']}"
+        f"start {cat.get('start_time')}  end {cat.get('end_time')}  "
+        f"{'elapsed' if head['running'] else 'duration'} {shown} s"
     )
-    if info["error"]:
-        print(f"error: {info['error']}")
-    summary = job.stage_summary()
+    print(
+        f"records in {_count(head['records_in'])}  out {_count(head['records_out'])}  "
+        f"workers alive {_count(head['workers'])}  exceptions {_count(head['exceptions'])}"
+    )
+    if head["progress"] is not None:
+        print(f"progress {head['progress'] * 100:.1f} %  ETA {head['eta_s']} s")
+    if snap.error:
+        print(f"error: {snap.error}")
+    summary = snap.stage_summary()
     with pd.option_context(
         "display.width", 200, "display.max_columns", 20, "display.float_format", "{:,.1f}".format
     ):
         print("\nstages")
-        print(
-            summary[
-                [
-                    "stage_id",
-                    "operator_type",
-                    "workers_alive",
-                    "input_records",
-                    "output_records",
-                    "output_rate",
-                    "queue_lag",
-                    "backpressure_level",
-                    "skew_ratio",
-                ]
-            ].to_string(index=False)
-        )
+        print(summary[SHOW_STAGE_COLUMNS].to_string(index=False))
+        from solstice_inspect.analysis.stages import bottleneck
+
         neck = bottleneck(summary)
         if neck:
             print(f"bottleneck: {neck}")
-        workers = job.workers()
+        workers = snap.workers().to_pandas()
         if not workers.empty:
-            last = workers.groupby("worker_id").tail(1)
+            counts = workers["status"].fillna("—").value_counts()
             print(
-                f"\nworkers: {workers['worker_id'].nunique()} seen; last events: "
-                + ", ".join(f"{k} {v}" for k, v in last["event"].value_counts().items())
+                f"\nworkers: {len(workers)} seen; "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
             )
-            bad = last[last["event"].isin(["FAILED", "KILLED"])]
+            bad = workers[workers["status"].isin(["FAILED", "KILLED"])]
             for row in bad.itertuples():
-                print(f"  {row.worker_id} ({row.stage_id}) {row.event}: {row.reason}")
-        groups = job.exception_groups()
+                print(f"  {row.worker_id} ({row.stage_id}) {row.status}: {row.reason}")
+            stale = int(workers["stale"].sum())
+            if stale:
+                print(f"  {stale} stopped worker(s) with stale last metrics (splits from stop)")
+        groups = snap.exception_groups()
         if not groups.empty:
             print("\nexceptions")
             for row in groups.head(10).itertuples():
@@ -171,6 +171,23 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"{done['duration_ms'].median():.0f} ms, last {chk['checkpoint_id'].iloc[-1]}"
             )
     return 0
+
+
+SHOW_STAGE_COLUMNS = [
+    "stage_id",
+    "operator_type",
+    "workers_alive",
+    "input_records",
+    "output_records",
+    "output_rate",
+    "queue_lag",
+    "backpressure_level",
+    "skew_ratio",
+]
+
+
+def _count(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,7 +84,7 @@ GROUP_SPLITS = 20
 WORKER_COLUMNS = [
     "worker_id", "stage_id", "status", "input_records", "output_records",
     "processed_count", "output_rate", "cpu_percent", "memory_mb", "gpu_utilization",
-    "node_id", "last_seen", "stale",
+    "node_id", "reason", "last_seen", "stale",
 ]  # fmt: skip
 GROUP_COLUMNS = [
     "fingerprint", "exception_type", "count", "first_seen", "last_seen", "stages",
@@ -693,6 +693,7 @@ class JobSnapshot:
                     "memory_mb": r.get("memory_mb"),
                     "gpu_utilization": r.get("gpu_utilization"),
                     "node_id": e.get("node_id"),
+                    "reason": e.get("reason") if event in _STOPPED else None,
                     "last_seen": max(seen) if seen else None,
                     "stale": stale,
                 }

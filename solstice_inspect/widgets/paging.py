@@ -24,6 +24,8 @@ __all__ = ["MAX_CELL_CHARS", "MAX_PAGE_ROWS", "FilterError", "Pager", "column_me
 
 #: the most rows one page may hold (a page is one comm message; budgets: ≤ 4 MB)
 MAX_PAGE_ROWS = 500
+#: a page is cut to fewer rows when it would be larger (one message must stay ≤ 4 MB)
+MAX_PAGE_BYTES = 3 * 1024 * 1024
 #: longer text cells are cut (a stack trace is read in full from the row detail… up to this)
 MAX_CELL_CHARS = 10_000
 
@@ -271,6 +273,7 @@ class Pager:
     ) -> tuple[pa.Table, int, int]:
         """``(rows, offset, filtered)``: at most ``limit`` rows from ``offset`` (clamped to
         the last page) of the table sorted and filtered as asked, and how many rows match.
+        A page of huge cells holds fewer rows (at most :data:`MAX_PAGE_BYTES`).
 
         Examples
         --------
@@ -295,6 +298,8 @@ class Pager:
             rows = self.table.slice(offset, limit)
         else:
             rows = self.table.take(indices.slice(offset, limit))
+        while rows.num_rows > 1 and rows.nbytes > MAX_PAGE_BYTES:
+            rows = rows.slice(0, rows.num_rows // 2)  # huge cells: fewer rows, same start
         return rows, offset, total
 
 
