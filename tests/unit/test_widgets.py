@@ -417,7 +417,7 @@ def test_a_monitor_of_a_job_id_moves_to_its_next_attempt(tmp_path):
         deadline = time.monotonic() + 15
         while m.snapshot.attempt_id != second and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert m.snapshot.attempt_id == second != first
+        assert m.snapshot.attempt_id == second != first, (m.live, m.errors.value)
         assert m.header.header["attempt_id"] == second
         assert {n.data["id"] for n in m.dag.graph.nodes} == {"x", "y"}
         assert m.errors.value == ""
