@@ -1,5 +1,7 @@
-"""The public :class:`Store` and :class:`Job`: the store's readers plus what is derived
-from them (the job model, stage summary, exception groups, HTML, live worker debugging).
+"""The public :class:`Store` and :class:`Job`: the store's readers plus derived views.
+
+What is derived: the job model, stage summary, exception groups, HTML, live worker
+debugging.
 
 They live above the analysis layer, so that the store itself stays data-only and imports
 go one way (DESIGN §6): ``store`` knows nothing of ``analysis``, ``report`` or Ray.
@@ -21,8 +23,10 @@ __all__ = ["Job", "Store", "connect", "read_snapshot"]
 
 
 def read_snapshot(job: _reader.Job) -> JobSnapshot:
-    """The model of an attempt from one scan of its tables (the archived read): the same
-    scan a live reader makes from its cursor, through :class:`LiveJob`."""
+    """The model of an attempt from one scan of its tables (the archived read).
+
+    It is the same scan a live reader makes from its cursor, through :class:`LiveJob`.
+    """
     live = LiveJob(
         job,
         tables=list(SNAPSHOT_COLUMNS),
@@ -54,8 +58,10 @@ class Job(_reader.Job):
     """
 
     def snapshot(self) -> JobSnapshot:
-        """Every figure of this attempt as of now (:class:`JobSnapshot`): header, stage
-        summary, workers, exception groups, partitions."""
+        """Every figure of this attempt as of now (:class:`JobSnapshot`).
+
+        Header, stage summary, workers, exception groups, partitions.
+        """
         return read_snapshot(self)
 
     def exception_groups(self) -> pd.DataFrame:
@@ -68,8 +74,10 @@ class Job(_reader.Job):
 
     # ------------------------------------------------------------------ live (Ray)
     def worker_logs(self, worker_id: str, tail: int = 200) -> str:
-        """Last ``tail`` (≤ 5000) log lines of a live worker, through Ray; see
-        :func:`solstice_inspect.ray_tools.worker_logs`."""
+        """Last ``tail`` (≤ 5000) log lines of a live worker, through Ray.
+
+        See :func:`solstice_inspect.ray_tools.worker_logs`.
+        """
         from solstice_inspect.ray_tools import worker_logs
 
         return worker_logs(self, worker_id, tail=tail)

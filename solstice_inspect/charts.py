@@ -77,10 +77,13 @@ def series(stage_metrics: pd.DataFrame, chart: str) -> pd.DataFrame:
 
 
 def _spec(chart: str) -> dict[str, Any]:
-    """The Vega-Lite description of one chart, without its data: the one source both the
-    widget's renderer and the ``alt.Chart`` objects users get are built from. Written as a
+    """The Vega-Lite description of one chart, without its data.
+
+    The one source both the widget's renderer and the ``alt.Chart`` objects users get
+    are built from. Written as a
     plain dict so that displaying a dashboard never imports Altair (1.5 s on first import;
-    ``tests/unit/test_widgets.py`` checks the dict is a valid Altair chart)."""
+    ``tests/unit/test_widgets.py`` checks the dict is a valid Altair chart).
+    """
     _, title, y_title = CHARTS[chart]
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
@@ -150,8 +153,9 @@ def backpressure(job: Job, *, max_points: int = MAX_POINTS) -> alt.Chart:
 
 
 def vega_lite_spec(chart: str) -> dict[str, Any]:
-    """The Vega-Lite spec of one chart reading the named data source ``"series"``
-    (rows ``{t: epoch ms, stage, v}``), as the widget renders it.
+    """The Vega-Lite spec of one chart, as the widget renders it.
+
+    It reads the named data source ``"series"`` (rows ``{t: epoch ms, stage, v}``).
 
     Examples
     --------

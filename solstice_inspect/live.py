@@ -235,8 +235,9 @@ class LiveJob:
 
     # ------------------------------------------------------------------ subscribers
     def subscribe(self, callback: Callback) -> Callable[[], None]:
-        """Call ``callback(rows)`` after each background poll that found new rows, and
-        once more when the attempt ends (``rows`` may then be empty).
+        """Call ``callback(rows)`` after each background poll that found new rows.
+
+        And once more when the attempt ends (``rows`` may then be empty).
 
         Callbacks run in the polling thread. An exception in one is counted in
         :attr:`callback_errors` and logged once; it never stops the polling.

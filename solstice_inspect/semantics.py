@@ -117,11 +117,11 @@ def normalise_message(message: str) -> str:
 
 
 def top_frames(stacktrace: str, n: int = 3) -> list[str]:
-    """The innermost ``n`` frames of a Python traceback as ``file:function``.
+    r"""The innermost ``n`` frames of a Python traceback as ``file:function``.
 
     Examples
     --------
-    >>> top_frames('File "/a/b.py", line 3, in run\\n  File "/a/c.py", line 9, in parse')
+    >>> top_frames('File "/a/b.py", line 3, in run\n  File "/a/c.py", line 9, in parse')
     ['b.py:run', 'c.py:parse']
     """
     frames = [f"{path.rsplit('/', 1)[-1]}:{fn}" for path, fn in _FRAME.findall(stacktrace or "")]

@@ -94,9 +94,11 @@ _STOPPED = ("STOPPED", "FAILED", "KILLED")
 
 
 class _ExactSum:
-    """A float sum that does not depend on how the terms were batched (Shewchuk's
-    partials, as in ``math.fsum``): the model's figures are identical whether its rows
-    came in one batch or in a hundred."""
+    """A float sum that does not depend on how the terms were batched.
+
+    Shewchuk's partials, as in ``math.fsum``: the model's figures are identical whether
+    its rows came in one batch or in a hundred.
+    """
 
     __slots__ = ("partials",)
 
@@ -425,12 +427,15 @@ class JobSnapshot:
 
     @property
     def running(self) -> bool:
+        """Whether the attempt is RUNNING."""
         return self.status == "RUNNING"
 
     @property
     def stage_ids(self) -> list[str]:
-        """Every stage seen so far: the declared ones in declaration order, then those
-        that only reported, by name (the same order whatever order the rows came in)."""
+        """Every stage seen so far, in an order that does not depend on the rows' order.
+
+        The declared ones in declaration order, then those that only reported, by name.
+        """
         declared = [s for s in self._declared() if s in self._specs]
         return declared + sorted(s for s in self._stage_ids if s not in set(declared))
 
@@ -466,8 +471,11 @@ class JobSnapshot:
         return out
 
     def stage_summary(self) -> pd.DataFrame:
-        """One row per stage, in DAG order: totals, mean and current rates, workers alive,
-        queue lag, backpressure ratio (time-weighted) and level, skew."""
+        """One row per stage, in DAG order.
+
+        Totals, mean and current rates, workers alive, queue lag, backpressure ratio
+        (time-weighted) and level, skew.
+        """
         if self._summary is not None:
             return self._summary
         dag = self.dag
@@ -723,8 +731,11 @@ class JobSnapshot:
         return self._exc_table
 
     def exception_groups(self) -> pd.DataFrame:
-        """One row per fingerprint, most frequent first: count, first / last seen, stages,
-        workers, up to 20 split ids, the last message and stacktrace, a root-cause hint."""
+        """One row per fingerprint, most frequent first.
+
+        Count, first / last seen, stages, workers, up to 20 split ids, the last message
+        and stacktrace, a root-cause hint.
+        """
         groups = sorted(self._groups.values(), key=lambda g: (-g["count"], g["first"]))
         rows = [
             {

@@ -140,6 +140,7 @@ class Dag:
         return f"Dag({len(self.stages)} stages: {arrows or ', '.join(self.stages['stage_id'])})"
 
     def topological_order(self) -> list[str]:
+        """Stage ids, every stage after its upstream stages (declaration order on ties)."""
         ids = list(self.stages["stage_id"])
         indeg = dict.fromkeys(ids, 0)
         for _, d in self.edges:
@@ -215,8 +216,10 @@ class Job:
         )
 
     def version(self, name: str) -> int | None:
-        """The latest version of one table's dataset (None: not written yet); cheap, for
-        a live reader's "anything new?" check."""
+        """The latest version of one table's dataset (None: not written yet).
+
+        Cheap: a live reader's "anything new?" check.
+        """
         return dataset_version(self._uri(name))
 
     def table(
@@ -303,8 +306,11 @@ class Job:
 
     # ------------------------------------------------------------------ state
     def catalog_row(self) -> dict[str, Any]:
-        """This attempt's newest catalog row (status with LOST derived, times, counts,
-        ``heartbeat`` and ``heartbeat_interval_s``)."""
+        """The newest catalog row of this attempt.
+
+        Status with LOST derived, times, counts, ``heartbeat`` and
+        ``heartbeat_interval_s``.
+        """
         return self._catalog_row()
 
     def _catalog_row(self) -> dict[str, Any]:

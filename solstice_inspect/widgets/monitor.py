@@ -1,6 +1,8 @@
-"""``job_monitor``: one widget showing a running or archived job — header, stage DAG,
-charts, and tabs of paged tables (stages, workers, exceptions, partitions, configuration,
-the clicked stage) — live from :class:`~solstice_inspect.live.LiveJob` while it runs.
+"""``job_monitor``: one widget showing a running or archived job.
+
+Header, stage DAG, charts, and tabs of paged tables (stages, workers, exceptions,
+partitions, configuration, the clicked stage) — live from
+:class:`~solstice_inspect.live.LiveJob` while it runs.
 
 Everything shown comes from one :class:`~solstice_inspect.analysis.snapshot.JobSnapshot`,
 fed by one scan of the store: from the start for an archived job, from the live cursor
@@ -201,7 +203,7 @@ class JobMonitor(W.VBox):
 
     # ------------------------------------------------------------------ interaction
     def _on_node_click(self, node: dict[str, Any]) -> None:
-        """ipycytoscape's click callback: ``node`` is the clicked element's JSON."""
+        """Ipycytoscape's click callback: ``node`` is the clicked element's JSON."""
         stage_id = (node.get("data") or {}).get("id")
         if stage_id:
             self.select_stage(str(stage_id))
@@ -221,8 +223,11 @@ class JobMonitor(W.VBox):
 
     # ------------------------------------------------------------------ live
     def update(self, rows: dict[str, Any]) -> None:
-        """Apply one live poll's new rows (LiveJob's subscriber); called at most once per
-        ``refresh``. Sends only what changed, all trait changes in one ``hold_sync``."""
+        """Apply one live poll's new rows (LiveJob's subscriber).
+
+        Called at most once per ``refresh``. Sends only what changed, all trait changes
+        in one ``hold_sync``.
+        """
         with self._guard("updating"), self._lock:
             if self.live.job.attempt_id != self.snapshot.attempt_id:
                 self._restart(rows)
@@ -326,9 +331,11 @@ class JobMonitor(W.VBox):
 
     # ------------------------------------------------------------------ static
     def static_html(self, *, charts: bool = True) -> str:
-        """The dashboard as static, escaped HTML: header, DAG and charts as SVG, stage
-        table, exception groups. Shown when there is no kernel (saved notebook,
-        nbconvert)."""
+        """The dashboard as static, escaped HTML.
+
+        Header, DAG and charts as SVG, stage table, exception groups: shown when there is
+        no kernel (a saved notebook, nbconvert).
+        """
         with self._lock:
             return static.snapshot_html(
                 self.snapshot, self._header(), chart_specs=self.charts.specs if charts else None

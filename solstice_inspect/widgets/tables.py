@@ -1,7 +1,9 @@
-"""Paged tables in our own front end (``js/dashboard.js``): the dashboard's tab strip
-(:class:`TabsView`) and a standalone :class:`Table` users can point at any Arrow table,
-DataFrame or query. Pages are asked for over custom messages and answered with Arrow IPC
-bytes in the buffers (``docs/widget-protocol.md``)."""
+"""Paged tables in our own front end (``js/dashboard.js``).
+
+The dashboard's tab strip (:class:`TabsView`) and a standalone :class:`Table` users can
+point at any Arrow table, DataFrame or query. Pages are asked for over custom messages and
+answered with Arrow IPC bytes in the buffers (``docs/widget-protocol.md``).
+"""
 
 from __future__ import annotations
 
@@ -68,9 +70,11 @@ class PagedTables(anywidget.AnyWidget):
         return pager
 
     def refresh_table(self, name: str, source: Any = None) -> None:
-        """The rows of ``name`` changed (new ``source``, or the callable's answer): the
-        front end re-asks for the page it shows. Call :meth:`sync_tables` after a batch
-        of these (one message for all)."""
+        """Mark the rows of ``name`` changed (a new ``source``, or the callable's answer).
+
+        The front end re-asks for the page it shows. Call :meth:`sync_tables` after a
+        batch of these (one message for all).
+        """
         pager = self._pagers[name]
         if source is not None:
             pager.set(source)
