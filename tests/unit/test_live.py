@@ -159,3 +159,54 @@ def test_second_process_sees_rows_while_running(tmp_path):
     assert values == [1, 2, 3, 4, 5]
     # rows were seen while the job ran, not only after it finished
     assert any(t < finished_at and vs for t, vs in result["seen"])
+
+
+def test_attach_waits_for_the_first_attempt_then_follows_the_next(tmp_path):
+    store = si.connect(tmp_path)
+    with pytest.raises(si.JobNotFound, match=JOB):
+        si.attach(JOB, store=store, wait=0.3)
+    recs: list = []
+
+    def start_later():
+        time.sleep(0.5)
+        recs.append(store.record(JOB, flush_interval=0.1))
+        recs[0].ingest(_metrics("parse_w0_aaaaaa", 10, 1))
+
+    threading.Thread(target=start_later, daemon=True).start()
+    started = time.monotonic()
+    live = si.attach(JOB, store=store, refresh=0.1, wait=20)
+    seen: list[tuple[str, int]] = []
+    live.subscribe(
+        lambda rows: (
+            seen.extend(
+                (live.job.attempt_id, v)
+                for v in rows.get("worker_metrics", {"output_records": []})[
+                    "output_records"
+                ].to_pylist()
+            )
+            if "worker_metrics" in rows
+            else None
+        )
+    )
+    try:
+        assert time.monotonic() - started >= 0.4, "it waited for the attempt to appear"
+        first = live.job.attempt_id
+        assert first == recs[0].attempt_id
+        recs[0].finish("COMPLETED")
+        assert live.wait(timeout=10)
+        assert live.running, "still watching for a newer attempt"
+        second = store.record(JOB, flush_interval=0.1)
+        second.ingest(_metrics("parse_w0_bbbbbb", 77, 1))
+        second.flush()
+        deadline = time.monotonic() + 15
+        while (second.attempt_id, 77) not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (first, 10) in seen
+        assert (second.attempt_id, 77) in seen, seen
+        assert live.job.attempt_id == second.attempt_id
+        assert live.attempt_changes == 1
+        assert not live.done
+        second.finish("COMPLETED")
+    finally:
+        live.stop()
+    assert not live.running
