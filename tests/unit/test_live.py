@@ -176,18 +176,13 @@ def test_attach_waits_for_the_first_attempt_then_follows_the_next(tmp_path):
     started = time.monotonic()
     live = si.attach(JOB, store=store, refresh=0.1, wait=20)
     seen: list[tuple[str, int]] = []
-    live.subscribe(
-        lambda rows: (
-            seen.extend(
-                (live.job.attempt_id, v)
-                for v in rows.get("worker_metrics", {"output_records": []})[
-                    "output_records"
-                ].to_pylist()
-            )
-            if "worker_metrics" in rows
-            else None
-        )
-    )
+
+    def collect(rows):
+        if "worker_metrics" in rows:
+            values = rows["worker_metrics"].column("output_records").to_pylist()
+            seen.extend((live.job.attempt_id, v) for v in values)
+
+    live.subscribe(collect)
     try:
         assert time.monotonic() - started >= 0.4, "it waited for the attempt to appear"
         first = live.job.attempt_id
