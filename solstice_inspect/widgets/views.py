@@ -87,7 +87,7 @@ class ChartsView(anywidget.AnyWidget):
         self.sent: list[dict[str, Any]] = []
         with self.hold_sync():
             self.stages = list(stages)
-            self.specs = {name: vega_lite_spec(name) for name in CHARTS}
+            self.specs = self._specs(self.stages)
         self.on_msg(self._handle_msg)
 
     def set_points(self, stage_metrics: pd.DataFrame, *, budget: int | None = None) -> None:
@@ -143,7 +143,20 @@ class ChartsView(anywidget.AnyWidget):
         """Stages that first reported after the charts were built get a colour too."""
         new = [s for s in stages if s not in self.stages]
         if new:
-            self.stages = [*self.stages, *new]
+            with self.hold_sync():
+                self.stages = [*self.stages, *new]
+                self.specs = self._specs(self.stages)
+
+    @staticmethod
+    def _specs(stages: list[str]) -> dict[str, dict[str, Any]]:
+        """The charts' specs, the legend and colours in pipeline order (not by name)."""
+        specs = {}
+        for name in CHARTS:
+            spec = vega_lite_spec(name)
+            color = spec["encoding"]["color"]
+            spec["encoding"] = {**spec["encoding"], "color": {**color, "scale": {"domain": stages}}}
+            specs[name] = spec
+        return specs
 
     def _send_msg(self, msg: dict[str, Any]) -> None:
         self.sent.append(msg)

@@ -208,6 +208,9 @@ def test_charts_get_specs_and_bounded_points(monitor):
         assert len(cols["t"]) == len(cols["s"]) == len(cols["v"]) > 0
         assert set(cols["s"]) <= set(range(len(charts.stages)))
     assert charts.stages == list(monitor.snapshot.stage_summary()["stage_id"])
+    assert charts.stages == ["source", "parse", "filter", "enrich", "sink"], "pipeline order"
+    for spec in charts.specs.values():
+        assert spec["encoding"]["color"]["scale"]["domain"] == charts.stages, "legend order"
 
 
 def test_static_fallback_has_summary_dag_and_chart_svgs(monitor):
