@@ -76,6 +76,8 @@ class DemoResult:
     checkpoints: int = 0
     exceptions: list[tuple[str, str, str]] = field(default_factory=list)  # stage, worker, split
     recorder_killed: bool = False
+    #: killed for good (ray.kill), not restarted by Ray
+    recorder_gone: bool = False
     crashed: str | None = None
     flushed_before_kill: dict[str, tuple[int, int]] = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -419,7 +421,7 @@ def run_pipeline(
         _loop(driver, rec, result, duration, checkpoint_every, kill_recorder_at, kill_recorder_with)
         driver.finish_workers()
     except BaseException as exc:
-        if rec is not None and not result.recorder_killed:
+        if rec is not None and not result.recorder_gone:
             _safe_finish(rec, "FAILED", f"{type(exc).__name__}: {exc}")
         raise
     result.workers = driver.finished_workers
@@ -430,7 +432,7 @@ def run_pipeline(
     result.crashed = driver.result_extra.get("crashed")
     result.sink_rows = _count_rows(sink_uri)
     if rec is not None:
-        if not result.recorder_killed:
+        if not result.recorder_gone:
             _safe_finish(rec, "COMPLETED", None)
         result.job = Store(root).job(job_id, attempt=rec.attempt_id)
     return result
@@ -499,8 +501,9 @@ def _kill_recorder(rec: JobRecorder, result: DemoResult, how: str) -> None:
         # rows, and the last flush they came from: those rows must survive the kill
         result.flushed_before_kill[name] = (len(batches), max(batches, default=-1))
     if how == "ray":
-        ray.kill(rec.actor, no_restart=True)
-    else:
+        ray.kill(rec.actor, no_restart=True)  # for good: the attempt ends LOST
+        result.recorder_gone = True
+    else:  # the process dies: Ray restarts the recorder, which resumes the attempt
         info: dict[str, Any] = ray.get(rec.actor.info.remote())
         pid = info["pid"]
         os.kill(pid, signal.SIGKILL)

@@ -20,6 +20,7 @@ from solstice_inspect.protocol import envelope, valid_job_id
 from solstice_inspect.recorder.client import Telemetry
 from solstice_inspect.recorder.session import FinishOnExit, Recording
 from solstice_inspect.store import Store, connect
+from solstice_inspect.store.layout import new_attempt_id
 from solstice_inspect.store.reader import Job
 
 NAMESPACE = "solstice_inspect"
@@ -38,7 +39,14 @@ class RecorderActor:
         self.root = root
         self.job_id = job_id
         self.started = time.time()
-        self.rec = Recording(Store(root), job_id, **options)
+        store = Store(root)
+        attempt_id = options.get("attempt_id")
+        known = set(store.attempts(job_id)["attempt_id"]) if attempt_id else set()
+        if attempt_id in known:
+            # Ray restarted this actor after its process died: go on with the same attempt
+            self.rec = Recording(store, job_id, **options, resume=True)
+            return
+        self.rec = Recording(store, job_id, **options)
         payload = {
             "dag_edges": options.get("dag_edges") or {},
             "stages": options.get("stages") or [],
@@ -71,7 +79,12 @@ class RecorderActor:
         return self.rec.stats
 
 
-_RemoteRecorder = ray.remote(num_cpus=0, max_restarts=0)(RecorderActor)
+#: Ray restarts a recorder whose process died (the new one resumes the attempt from the
+#: store), and re-sends the calls that were in flight: reports are not lost with it
+MAX_RESTARTS = 5
+_RemoteRecorder = ray.remote(num_cpus=0, max_restarts=MAX_RESTARTS, max_task_retries=-1)(
+    RecorderActor
+)
 
 
 def _stage_specs(stages: Iterable[Any] | None) -> list[dict[str, Any]]:
@@ -172,6 +185,8 @@ class JobRecorder(FinishOnExit):
                     ".finish(), or use another job_id"
                 )
         options = {
+            # chosen here, not by the actor: a restarted actor must find the same attempt
+            "attempt_id": new_attempt_id(),
             "dag_edges": dag or {},
             "stages": _stage_specs(stages),
             "config": config or {},

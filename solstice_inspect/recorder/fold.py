@@ -629,6 +629,12 @@ class Fold:
     ) -> None:
         self._emit("events", (ts, kind, stage_id, worker_id, description, duration_ms, _json(meta)))
 
+    def record_event(
+        self, ts: float, kind: str, description: str, duration_ms: float | None, meta: Any
+    ) -> None:
+        """A job-level timeline event of the recorder's own (e.g. ``recorder_restarted``)."""
+        self._event(ts, kind, None, None, description, duration_ms, meta)
+
     def _on_event(self, env: Envelope, p: dict, ts: float) -> None:
         self._event(
             ts,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from solstice_inspect.errors import InvalidMessage, RecorderClosed
 from solstice_inspect.protocol import MAX_REJECT_RAW_CHARS, cap, valid_job_id, validate
 from solstice_inspect.recorder.fold import Fold
+from solstice_inspect.recorder.resume import Restored, restore
 from solstice_inspect.recorder.rows import to_arrow
 from solstice_inspect.schema import FINAL_STATUSES, SCHEMAS
 from solstice_inspect.store import layout
@@ -37,6 +38,7 @@ _OPTIONS = (
     "window_s",
     "attempt_id",
     "compact_every",
+    "resume",
 )
 
 
@@ -78,6 +80,7 @@ class Recording(FinishOnExit):
         window_s: float = 1.0,
         attempt_id: str | None = None,
         compact_every: int = 100,
+        resume: bool = False,
     ) -> None:
         self.job_id = valid_job_id(job_id)
         self.attempt_id = valid_job_id(attempt_id) if attempt_id else layout.new_attempt_id()
@@ -105,6 +108,10 @@ class Recording(FinishOnExit):
         self.write_errors = 0
         self._stop = threading.Event()
         self._wakeup = threading.Event()  # set by ingest when a flush is due, and at close
+        #: what a resumed recording found in the store (None for a new attempt)
+        self.restored: Restored | None = None
+        if resume:
+            self._resume()
         self._catalog_row(time.time())  # the attempt is listed from its first moment
         self._thread = threading.Thread(
             target=self._run, name=f"solstice-recorder-{job_id}", daemon=True
@@ -113,6 +120,27 @@ class Recording(FinishOnExit):
 
     def __repr__(self) -> str:
         return f"Recording({self.job_id!r}, attempt={self.attempt_id!r}, status={self.status!r})"
+
+    def _resume(self) -> None:
+        """Go on writing an attempt whose recorder died: rebuild the fold from the store,
+        continue the flush numbers, and record the gap (what the dead process had folded
+        but not flushed is at most the time between its last flush and its death)."""
+        now = time.time()
+        restored = restore(self._fold, self.store.attempt(self.job_id, self.attempt_id))
+        self.restored = restored
+        self.flushes = max(self.flushes, restored.last_batch)
+        gap = None if restored.last_write is None else max(0.0, now - restored.last_write)
+        self._fold.stats["recorder_restarts"] += 1
+        self._fold.record_event(
+            now,
+            "recorder_restarted",
+            "the recorder's process died and was restarted; events it had not yet "
+            f"written may be missing (last write {gap:.1f} s before the restart)"
+            if gap is not None
+            else "the recorder's process died and was restarted",
+            None if gap is None else round(gap * 1000.0, 3),
+            {"last_batch": restored.last_batch, "rows_kept": restored.rows},
+        )
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, messages: Any) -> dict[str, int]:
@@ -208,6 +236,7 @@ class Recording(FinishOnExit):
             "logs_capped": stats.get("logs_capped", 0),
             "flushes": self.flushes,
             "write_errors": self.write_errors,
+            "restarts": stats.get("recorder_restarts", 0),
         }
 
     @property

@@ -1,0 +1,74 @@
+"""A recording resumed from the store after its process died (what a restarted recorder
+actor does): the same attempt goes on, totals come back to the truth with the next
+cumulative reports, flush numbers continue, and the gap is recorded."""
+
+from __future__ import annotations
+
+import solstice_inspect as si
+from solstice_inspect.recorder.session import Recording
+
+T0 = 1_764_331_200.0
+
+
+def _env(mtype, source, ts, payload, seq):
+    return si.envelope(mtype, "resumed", source, ts, payload, seq)
+
+
+def _report(worker, stage, ts, inp, out, seq):
+    payload = {"stage_id": stage, "input_records": inp, "output_records": out}
+    return _env("worker_metrics", worker, ts, payload, seq)
+
+
+def _exception(ts, seq):
+    payload = {"stage_id": "write", "exception_type": "IOError", "message": f"disk {seq}"}
+    return _env("exception", "write_w0", ts, payload, seq)
+
+
+def test_a_resumed_recording_continues_the_attempt(store):
+    first = store.record("resumed", flush_interval=60)
+    first.ingest(
+        [
+            _env("job_started", "resumed", T0, {"dag_edges": {"read": ["write"]}}, 0),
+            _env("worker_started", "read_w0", T0, {"stage_id": "read"}, 0),
+            _report("read_w0", "read", T0 + 1, 0, 100, 1),
+            _report("write_w0", "write", T0 + 1, 100, 0, 0),
+            _exception(T0 + 1.5, 1),
+        ]
+    )
+    first.flush()
+    last_batch = max(store.job("resumed").table("stage_metrics")["batch"].to_pylist())
+    # rows folded after the last flush die with the process
+    first.ingest([_report("read_w0", "read", T0 + 2, 0, 150, 2), _exception(T0 + 2.5, 2)])
+    first._stop.set()  # the process dies: no finish, no further flush
+    first._thread.join()
+
+    second = Recording(store, "resumed", attempt_id=first.attempt_id, resume=True)
+    assert second.restored is not None
+    assert second.restored.last_batch == last_batch
+    assert second.stats["restarts"] == 1
+    # the workers' next cumulative reports carry everything, the lost window included
+    second.ingest([_report("read_w0", "read", T0 + 3, 0, 400, 3)])
+    second.ingest([_report("write_w0", "write", T0 + 3, 390, 0, 1), _exception(T0 + 3.5, 3)])
+    second.finish("COMPLETED")
+
+    assert list(store.attempts("resumed")["attempt_id"]) == [first.attempt_id]
+    job = store.job("resumed")
+    cat = job.catalog_row()
+    assert cat["status"] == "COMPLETED"
+    assert (cat["records_in"], cat["records_out"]) == (400, 390)
+    assert cat["start_time"].timestamp() == T0
+    sm = job.stage_metrics().sort_values(["batch", "ts"], kind="stable")
+    last = sm.groupby("stage_id").tail(1).set_index("stage_id")
+    assert last.loc["read", "output_records"] == 400
+    assert last.loc["write", "input_records"] == 390
+    assert min(sm[sm["ts"].map(lambda t: t.timestamp()) >= T0 + 3]["batch"]) > last_batch
+    # the exception folded but not flushed before the death is the counted gap
+    assert sorted(job.exceptions()["message"]) == ["disk 1", "disk 3"]
+    assert cat["exceptions"] == 2
+    events = job.events()
+    restart = events[events["event_type"] == "recorder_restarted"]
+    assert len(restart) == 1
+    assert "may be missing" in restart["description"].iloc[0]
+    # the model sees the same figures
+    head = job.snapshot().header(now=T0 + 10)
+    assert (head["records_in"], head["records_out"]) == (400, 390)
