@@ -7,6 +7,7 @@ heartbeat is older than three heartbeat intervals.
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow as pa
@@ -51,6 +52,22 @@ def latest_attempts(catalog: pa.Table, *, now: float | None = None) -> pd.DataFr
         df[col] = df[col].astype("Int64")
     df = df.sort_values(["start_time", "attempt_id"], ascending=False, kind="stable")
     return df[LISTING_COLUMNS].reset_index(drop=True)
+
+
+def still_alive(row: dict[str, Any], *, now: float | None = None) -> dict[str, Any]:
+    """A newest row read earlier, its LOST re-derived for ``now`` (a RUNNING attempt
+    goes LOST as time passes with no new heartbeat; nothing else changes without one)."""
+    if row.get("status") != "RUNNING" or row.get("heartbeat") is None:
+        return row
+    now = time.time() if now is None else now
+    interval = row.get("heartbeat_interval_s")
+    interval = 5.0 if interval is None or pd.isna(interval) else float(interval)
+    beat = pd.Timestamp(row["heartbeat"])
+    if pd.isna(beat):
+        return row
+    if now - cast(pd.Timestamp, beat).timestamp() > LOST_AFTER_HEARTBEATS * interval:
+        row["status"] = "LOST"
+    return row
 
 
 def empty_catalog() -> pa.Table:

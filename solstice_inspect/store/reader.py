@@ -20,7 +20,7 @@ from solstice_inspect.errors import JobNotFound
 from solstice_inspect.protocol import valid_job_id
 from solstice_inspect.schema import JOB_TABLES, SCHEMAS
 from solstice_inspect.store import layout
-from solstice_inspect.store.catalog import latest_attempts
+from solstice_inspect.store.catalog import latest_attempts, still_alive
 from solstice_inspect.store.scan import Scan, dataset_version, scan
 
 
@@ -314,13 +314,20 @@ class Job:
         return self._catalog_row()
 
     def _catalog_row(self) -> dict[str, Any]:
+        # a live view asks every poll: re-read only when the catalog has a new version
+        version = dataset_version(layout.catalog_uri(self.store.root))
+        cached = getattr(self, "_catalog_cache", None)
+        if cached is not None and version is not None and cached[0] == version:
+            return still_alive(dict(cached[1]))
         df = self.store.attempts(self.job_id)
         row = df[df["attempt_id"] == self.attempt_id]
         if row.empty:
             raise JobNotFound(
                 self.attempt_id, f"job {self.job_id!r}", list(df["attempt_id"]), what="attempt"
             )
-        return row.iloc[0].to_dict()
+        found = row.iloc[0].to_dict()
+        self._catalog_cache = (version, found)
+        return dict(found)
 
     def attempts(self) -> pd.DataFrame:
         """Every attempt of this job, oldest first."""

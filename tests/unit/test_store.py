@@ -170,3 +170,19 @@ def test_the_shipped_sample_reads_back_consistently(store):
     assert groups.iloc[0]["exception_type"] == "JSONDecodeError"
     assert groups.iloc[0]["count"] > 1  # many line numbers, one fingerprint
     assert job.checkpoints()["offsets"].map(len).min() >= 1
+
+
+def test_a_cached_catalog_row_still_turns_lost_as_time_passes(store, msg):
+    rec = store.record("j1", heartbeat_interval=0.2)
+    rec.ingest(started(msg))
+    rec.flush()
+    job = store.job("j1")
+    assert job.catalog_row()["status"] == "RUNNING"
+    assert job.catalog_row()["status"] == "RUNNING", "a second read, from the cache"
+    rec._stop.set()  # the recorder stops heartbeating (its process is gone)
+    rec._thread.join()
+    deadline = time.monotonic() + 5
+    while job.catalog_row()["status"] != "LOST" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.catalog_row()["status"] == "LOST"
+    assert store.job("j1").status == "LOST", "a fresh read agrees"
