@@ -32,19 +32,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
 from typing import Any, cast
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as _pc
 
-from solstice_inspect.analysis.exceptions import root_cause_hint
+from solstice_inspect.analysis.exceptions import ExceptionGroups
 from solstice_inspect.analysis.stages import (
-    SKEW_THRESHOLD,
     SUMMARY_COLUMNS,
-    backpressure_level,
+    StageWindows,
     bottleneck,
 )
 from solstice_inspect.schema import FINAL_STATUSES
@@ -77,70 +74,12 @@ SNAPSHOT_COLUMNS: dict[str, list[str] | None] = {
     "exceptions": None,
 }  # fmt: skip
 
-#: points of the header's sparkline
-SPARK_POINTS = 60
-#: split ids kept per exception group
-GROUP_SPLITS = 20
 WORKER_COLUMNS = [
     "worker_id", "stage_id", "status", "input_records", "output_records",
     "processed_count", "output_rate", "cpu_percent", "memory_mb", "gpu_utilization",
     "node_id", "reason", "last_seen", "stale",
 ]  # fmt: skip
-GROUP_COLUMNS = [
-    "fingerprint", "exception_type", "count", "first_seen", "last_seen", "stages",
-    "workers", "splits", "message", "stacktrace", "hint",
-]  # fmt: skip
 _STOPPED = ("STOPPED", "FAILED", "KILLED")
-
-
-class _ExactSum:
-    """A float sum that does not depend on how the terms were batched.
-
-    Shewchuk's partials, as in ``math.fsum``: the model's figures are identical whether
-    its rows came in one batch or in a hundred.
-    """
-
-    __slots__ = ("partials",)
-
-    def __init__(self) -> None:
-        self.partials: list[float] = []
-
-    def add(self, x: float) -> None:
-        partials = self.partials
-        i = 0
-        for y in partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo:
-                partials[i] = lo
-                i += 1
-            x = hi
-        partials[i:] = [x]
-
-    def value(self) -> float:
-        return math.fsum(self.partials)
-
-
-class _StageAcc:
-    """What the summary needs of one stage's ``stage_metrics`` rows, kept as they come."""
-
-    __slots__ = (
-        "bp_den", "bp_num", "first", "last", "last_ts", "rate_in_now", "rate_out_now",
-        "recent", "rows",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.first: dict[str, Any] | None = None  # the row with the smallest ts
-        self.last: dict[str, Any] | None = None  # the row with the largest ts
-        self.last_ts: int | None = None  # µs
-        self.bp_num = _ExactSum()  # Σ ratio × dt (µs), over rows with a ratio and dt > 0
-        self.bp_den = 0  # Σ dt (µs) of those rows
-        self.rate_out_now: float | None = None  # latest window's rate with a value
-        self.rate_in_now: float | None = None
-        self.recent: deque[tuple[int, float | None, float | None]] = deque(maxlen=SPARK_POINTS + 2)
-        self.rows = 0
 
 
 def _rows(table: pa.Table) -> pd.DataFrame:
@@ -203,7 +142,7 @@ class JobSnapshot:
         self._spec_order: list[str] = []  # as the latest job row declares them
         self._specs: dict[str, dict[str, Any]] = {}
         self._spec_keys: dict[str, tuple[int, int]] = {}
-        self._acc: dict[str, _StageAcc] = {}
+        self._acc: dict[str, StageWindows] = {}
         self._sm_chunks: list[pa.Table] = []
         self._sm_frame: pd.DataFrame | None = None
         self._workers: dict[str, dict[str, Any]] = {}
@@ -212,8 +151,7 @@ class JobSnapshot:
         self._partitions: dict[tuple[str, str], dict[str, Any]] = {}
         self._exc_chunks: list[pa.Table] = []
         self._exc_table: pa.Table | None = None
-        self._groups: dict[str, dict[str, Any]] = {}
-        self._exc_seen = 0
+        self._groups = ExceptionGroups()
         self._summary: pd.DataFrame | None = None
         self._dag: Dag | None = None
         self._worker_table: pa.Table | None = None
@@ -223,7 +161,7 @@ class JobSnapshot:
         return (
             f"JobSnapshot({self.job_id!r}, attempt={self.attempt_id!r}, "
             f"stages={len(self._stage_ids)}, workers={len(self._worker_ids())}, "
-            f"exceptions={self._exc_seen})"
+            f"exceptions={self._groups.seen})"
         )
 
     # ------------------------------------------------------------------ folding
@@ -318,38 +256,14 @@ class JobSnapshot:
                 acc = None
                 g = self._stage_history(sid)
             if acc is None:
-                acc = self._acc[sid] = _StageAcc()
-            self._fold_stage(acc, g)
+                acc = self._acc[sid] = StageWindows()
+            acc.fold(g)
 
     def _stage_history(self, stage_id: str) -> pd.DataFrame:
         frame = self.stage_metrics
         g = frame[frame["stage_id"] == stage_id].copy()
         g["_us"] = g["ts"].astype("datetime64[us, UTC]").astype("int64")
         return g.sort_values("_us", kind="stable")
-
-    @staticmethod
-    def _fold_stage(acc: _StageAcc, g: pd.DataFrame) -> None:
-        records = g.to_dict("records")
-        if acc.first is None:
-            acc.first = records[0]
-        prev = acc.last_ts
-        for row in records:
-            us = int(row["_us"])
-            ratio = row.get("backpressure_ratio")
-            if prev is not None and us > prev and ratio is not None and not pd.isna(ratio):
-                dt = us - prev
-                acc.bp_num.add(float(ratio) * dt)
-                acc.bp_den += dt
-            prev = us
-            out_rate, in_rate = _num(row.get("output_rate")), _num(row.get("input_rate"))
-            if out_rate is not None:
-                acc.rate_out_now = out_rate
-            if in_rate is not None:
-                acc.rate_in_now = in_rate
-            acc.recent.append((us, out_rate, in_rate))
-        acc.last = records[-1]
-        acc.last_ts = prev
-        acc.rows += len(records)
 
     def _add_worker_metrics(self, table: pa.Table) -> None:
         self._merge_latest(self._workers, _latest_per_key(table, ["worker_id"]), ["worker_id"])
@@ -377,47 +291,7 @@ class JobSnapshot:
     def _add_exceptions(self, table: pa.Table) -> None:
         self._exc_chunks.append(table)
         self._exc_table = None
-        df = table.select(
-            ["ts", "fingerprint", "exception_type", "stage_id", "worker_id", "split_id",
-             "message", "stacktrace"]
-        ).to_pandas()  # fmt: skip
-        df["_key"] = np.arange(self._exc_seen, self._exc_seen + len(df))
-        self._exc_seen += len(df)
-        df["_us"] = df["ts"].astype("datetime64[us, UTC]").astype("int64")
-        df = df.sort_values(["_us", "_key"], kind="stable")
-        for fp, g in df.groupby("fingerprint", sort=False):
-            first, last = g.iloc[0], g.iloc[-1]
-            group = self._groups.get(fp)
-            if group is None:
-                group = self._groups[fp] = {
-                    "fingerprint": fp,
-                    "count": 0,
-                    "first": (int(first["_us"]), int(first["_key"])),
-                    "exception_type": first["exception_type"],
-                    "first_seen": first["ts"],
-                    "last": (-1, -1),
-                    "stages": set(),
-                    "workers": set(),
-                    "splits": [],
-                }
-            group["count"] += len(g)
-            if (int(first["_us"]), int(first["_key"])) < group["first"]:
-                group["first"] = (int(first["_us"]), int(first["_key"]))
-                group["exception_type"] = first["exception_type"]
-                group["first_seen"] = first["ts"]
-            if (int(last["_us"]), int(last["_key"])) > group["last"]:
-                group["last"] = (int(last["_us"]), int(last["_key"]))
-                group["last_seen"] = last["ts"]
-                group["message"] = last["message"]
-                group["stacktrace"] = last["stacktrace"]
-            group["stages"].update(v for v in g["stage_id"] if isinstance(v, str) and v)
-            group["workers"].update(v for v in g["worker_id"] if isinstance(v, str) and v)
-            splits = [
-                (int(u), int(k), s)
-                for u, k, s in zip(g["_us"], g["_key"], g["split_id"])
-                if isinstance(s, str) and s
-            ][:GROUP_SPLITS]
-            group["splits"] = sorted(group["splits"] + splits)[:GROUP_SPLITS]
+        self._groups.add(table)
 
     # ------------------------------------------------------------------ figures
     @property
@@ -489,42 +363,7 @@ class JobSnapshot:
                 "operator_type": spec.get("operator_type"),
                 "max_parallelism": spec.get("max_parallelism"),
             }
-            if acc is None or acc.last is None or acc.first is None:
-                rows.append(
-                    {**base, "workers_alive": 0, "input_records": 0, "output_records": 0,
-                     "backpressure_level": "OK", "skewed": False}
-                )  # fmt: skip
-                continue
-            last, first = acc.last, acc.first
-            span = (int(last["_us"]) - int(first["_us"])) / 1e6
-            d_in = last["input_records"] - first["input_records"]
-            d_out = last["output_records"] - first["output_records"]
-            if acc.bp_den > 0:
-                ratio = acc.bp_num.value() / acc.bp_den
-            else:
-                ratio = 1.0 if bool(last["backpressure_active"]) else 0.0
-            skew = _num(last.get("skew_ratio"))
-            rows.append(
-                {
-                    **base,
-                    "workers_alive": int(last["workers_alive"]),
-                    "input_records": int(last["input_records"]),
-                    "output_records": int(last["output_records"]),
-                    "selectivity": (
-                        last["output_records"] / last["input_records"]
-                        if last["input_records"]
-                        else np.nan
-                    ),
-                    "input_rate": max(d_in / span, 0.0) if span > 0 else np.nan,
-                    "output_rate": max(d_out / span, 0.0) if span > 0 else np.nan,
-                    "output_rate_now": (np.nan if acc.rate_out_now is None else acc.rate_out_now),
-                    "queue_lag": last["queue_lag"],
-                    "backpressure_ratio": ratio,
-                    "backpressure_level": backpressure_level(ratio),
-                    "skew_ratio": np.nan if skew is None else skew,
-                    "skewed": bool(skew is not None and skew > SKEW_THRESHOLD),
-                }
-            )
+            rows.append({**base, **(acc.summary() if acc is not None else StageWindows.EMPTY)})
         summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
         # the same dtypes whatever the rows held (a null in one batch must not turn a
         # column to float in one model and not in another)
@@ -624,7 +463,7 @@ class JobSnapshot:
             workers = float(sum(int(a.last["workers_alive"]) for a in self._acc.values() if a.last))
         else:
             workers = _num(cat.get("workers"))
-        exceptions = float(self._exc_seen) if self._exc_seen else _num(cat.get("exceptions"))
+        exceptions = float(self._groups.seen) if self._groups.seen else _num(cat.get("exceptions"))
         running = status == "RUNNING"
         rate_in = self._sum_rates(sources, now=running, sinks=False)
         rate_out = self._sum_rates(sinks, now=running, sinks=True)
@@ -731,24 +570,8 @@ class JobSnapshot:
         return self._exc_table
 
     def exception_groups(self) -> pd.DataFrame:
-        """One row per fingerprint, most frequent first.
-
-        Count, first / last seen, stages, workers, up to 20 split ids, the last message
-        and stacktrace, a root-cause hint.
-        """
-        groups = sorted(self._groups.values(), key=lambda g: (-g["count"], g["first"]))
-        rows = [
-            {
-                **{k: g[k] for k in ("fingerprint", "exception_type", "count", "first_seen",
-                                     "last_seen", "message", "stacktrace")},
-                "stages": sorted(g["stages"]),
-                "workers": sorted(g["workers"]),
-                "splits": [s for _, _, s in g["splits"]],
-                "hint": root_cause_hint(g["exception_type"], g["message"]),
-            }
-            for g in groups
-        ]  # fmt: skip
-        return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+        """One row per fingerprint, most frequent first (:class:`ExceptionGroups`)."""
+        return self._groups.table()
 
     def partitions(self, stage_id: str | None = None) -> pd.DataFrame:
         """Latest offsets and lag per partition (of one stage, or all)."""

@@ -3,6 +3,10 @@ per-stage figures themselves come from the job model (``analysis/snapshot.py``).
 
 from __future__ import annotations
 
+import math
+from collections import deque
+from typing import Any, ClassVar
+
 import numpy as np
 import pandas as pd
 
@@ -72,3 +76,136 @@ def bottleneck(summary: pd.DataFrame) -> str | None:
     if lag.notna().any() and lag.max() > 0:
         return str(summary.loc[lag.idxmax(), "stage_id"])
     return None
+
+
+#: points of the header's sparkline kept per stage
+SPARK_POINTS = 60
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+class ExactSum:
+    """A float sum that does not depend on how the terms were batched.
+
+    Shewchuk's partials, as in ``math.fsum``: the model's figures are identical whether
+    its rows came in one batch or in a hundred.
+    """
+
+    __slots__ = ("partials",)
+
+    def __init__(self) -> None:
+        self.partials: list[float] = []
+
+    def add(self, x: float) -> None:
+        """Add one term, exactly."""
+        partials = self.partials
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    def value(self) -> float:
+        """The sum, correctly rounded."""
+        return math.fsum(self.partials)
+
+
+class StageWindows:
+    """What a stage's summary needs of its ``stage_metrics`` rows, kept as they come.
+
+    :meth:`fold` takes rows of one stage sorted by time (a ``_us`` column: microseconds);
+    the cost of a fold is that of its rows, and the figures do not depend on how the rows
+    were batched.
+    """
+
+    #: the summary of a stage that has not reported yet
+    EMPTY: ClassVar[dict[str, Any]] = {
+        "workers_alive": 0, "input_records": 0, "output_records": 0,
+        "backpressure_level": "OK", "skewed": False,
+    }  # fmt: skip
+
+    __slots__ = (
+        "bp_den", "bp_num", "first", "last", "last_ts", "rate_in_now", "rate_out_now",
+        "recent", "rows",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.first: dict[str, Any] | None = None  # the row with the smallest ts
+        self.last: dict[str, Any] | None = None  # the row with the largest ts
+        self.last_ts: int | None = None  # µs
+        self.bp_num = ExactSum()  # Σ ratio × dt (µs), over rows with a ratio and dt > 0
+        self.bp_den = 0  # Σ dt (µs) of those rows
+        self.rate_out_now: float | None = None  # latest window's rate with a value
+        self.rate_in_now: float | None = None
+        self.recent: deque[tuple[int, float | None, float | None]] = deque(maxlen=SPARK_POINTS + 2)
+        self.rows = 0
+
+    def fold(self, g: pd.DataFrame) -> None:
+        """Take this stage's next rows (sorted by ``_us``)."""
+        acc = self
+        records = g.to_dict("records")
+        if acc.first is None:
+            acc.first = records[0]
+        prev = acc.last_ts
+        for row in records:
+            us = int(row["_us"])
+            ratio = row.get("backpressure_ratio")
+            if prev is not None and us > prev and ratio is not None and not pd.isna(ratio):
+                dt = us - prev
+                acc.bp_num.add(float(ratio) * dt)
+                acc.bp_den += dt
+            prev = us
+            out_rate, in_rate = _num(row.get("output_rate")), _num(row.get("input_rate"))
+            if out_rate is not None:
+                acc.rate_out_now = out_rate
+            if in_rate is not None:
+                acc.rate_in_now = in_rate
+            acc.recent.append((us, out_rate, in_rate))
+        acc.last = records[-1]
+        acc.last_ts = prev
+        acc.rows += len(records)
+
+    def summary(self) -> dict[str, Any]:
+        """The stage's figures (``SUMMARY_COLUMNS`` less its id, operator, parallelism)."""
+        acc = self
+        if acc.last is None or acc.first is None:
+            return dict(self.EMPTY)
+        last, first = acc.last, acc.first
+        span = (int(last["_us"]) - int(first["_us"])) / 1e6
+        d_in = last["input_records"] - first["input_records"]
+        d_out = last["output_records"] - first["output_records"]
+        if acc.bp_den > 0:
+            ratio = acc.bp_num.value() / acc.bp_den
+        else:
+            ratio = 1.0 if bool(last["backpressure_active"]) else 0.0
+        skew = _num(last.get("skew_ratio"))
+        return {
+            "workers_alive": int(last["workers_alive"]),
+            "input_records": int(last["input_records"]),
+            "output_records": int(last["output_records"]),
+            "selectivity": (
+                last["output_records"] / last["input_records"] if last["input_records"] else np.nan
+            ),
+            "input_rate": max(d_in / span, 0.0) if span > 0 else np.nan,
+            "output_rate": max(d_out / span, 0.0) if span > 0 else np.nan,
+            "output_rate_now": (np.nan if acc.rate_out_now is None else acc.rate_out_now),
+            "queue_lag": last["queue_lag"],
+            "backpressure_ratio": ratio,
+            "backpressure_level": backpressure_level(ratio),
+            "skew_ratio": np.nan if skew is None else skew,
+            "skewed": bool(skew is not None and skew > SKEW_THRESHOLD),
+        }
