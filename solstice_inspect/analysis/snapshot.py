@@ -40,6 +40,7 @@ import pyarrow.compute as _pc
 
 from solstice_inspect.analysis.exceptions import ExceptionGroups
 from solstice_inspect.analysis.stages import (
+    SPARK_POINTS,
     SUMMARY_COLUMNS,
     StageWindows,
     bottleneck,
