@@ -7,6 +7,9 @@ free-form maps are JSON strings.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
@@ -178,3 +181,21 @@ JOB_TABLES = tuple(name for name in SCHEMAS if name != "catalog")
 
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "CANCELLED", "LOST")
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+
+
+def json_map(text: str) -> dict[str, Any]:
+    """A stored free-form map (config, metadata, final_metrics) read back.
+
+    One cut at the protocol's cap is not JSON any more: its text is kept under
+    ``"_truncated"`` rather than making the whole job unreadable.
+
+    Examples
+    --------
+    >>> json_map('{"batch": 64}'), json_map('{"batch": 6')
+    ({'batch': 64}, {'_truncated': '{"batch": 6'})
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"_truncated": text}
+    return value if isinstance(value, dict) else {"_value": value}

@@ -45,7 +45,7 @@ from solstice_inspect.analysis.stages import (
     StageWindows,
     bottleneck,
 )
-from solstice_inspect.schema import FINAL_STATUSES
+from solstice_inspect.schema import FINAL_STATUSES, json_map
 from solstice_inspect.semantics import job_records, sink_written, sources_and_sinks
 from solstice_inspect.store.reader import Dag
 
@@ -203,7 +203,7 @@ class JobSnapshot:
             self._job_key = key
             self.job_status = row.get("status")
             if isinstance(row.get("config"), str) and row["config"]:
-                self.config = json.loads(row["config"])
+                self.config = json_map(row["config"])
             if isinstance(row.get("dag_edges"), str) and row["dag_edges"]:
                 self.dag_edges = {
                     str(k): [str(d) for d in v] for k, v in json.loads(row["dag_edges"]).items()
@@ -220,7 +220,7 @@ class JobSnapshot:
             error = row.get("error")
             self.error = error if isinstance(error, str) else None
             final = row.get("final_metrics")
-            self.final_metrics = json.loads(final) if isinstance(final, str) else None
+            self.final_metrics = json_map(final) if isinstance(final, str) else None
         for up, downs in self.dag_edges.items():
             for sid in (up, *downs):
                 self._see_stage(sid)

@@ -23,7 +23,13 @@ from collections import Counter
 from typing import Any
 
 from solstice_inspect.errors import InvalidMessage
-from solstice_inspect.protocol import MAX_JSON_CHARS, MESSAGE_TYPES, Envelope, cap
+from solstice_inspect.protocol import (
+    MAX_JSON_CHARS,
+    MAX_MESSAGE_CHARS,
+    MESSAGE_TYPES,
+    Envelope,
+    cap,
+)
 from solstice_inspect.semantics import fingerprint, job_records, sources_and_sinks
 
 #: log lines kept per worker; beyond it lines are counted in ``stats["logs_capped"]``
@@ -40,12 +46,25 @@ _STOP_EVENTS = (("kill", "KILLED"), ("fail", "FAILED"), ("error", "FAILED"), ("c
 def _json(value: Any) -> str | None:
     if value is None:
         return None
-    text = json.dumps(value, default=str, sort_keys=True)
+    try:
+        text = json.dumps(value, default=str, sort_keys=True)
+    except TypeError:  # keys of mixed types (1 and "a") cannot be sorted
+        text = json.dumps(value, default=str)
     return cap(text, MAX_JSON_CHARS)[0]
 
 
 def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
+    """An integer column's value; one beyond int64 is rejected, never left to fail the
+    write of the whole batch."""
+    if value is None:
+        return None
+    number = int(value)
+    if not _INT64_MIN <= number <= _INT64_MAX:
+        raise InvalidMessage("out_of_range", f"an integer of {number.bit_length()} bits")
+    return number
+
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class _Worker:
@@ -222,16 +241,32 @@ class Fold:
     # ------------------------------------------------------------------ job
     def set_dag(self, dag_edges: dict[str, list[str]] | None, stages: list[dict] | None) -> None:
         """Declare the DAG (from ``job_started`` or from the recorder's own arguments)."""
+        # check everything before changing anything: a bad entry rejects the message whole
+        edges = None
         if dag_edges:
-            self.dag_edges = {str(k): [str(d) for d in v] for k, v in dag_edges.items()}
+            edges = {}
+            for up, downs in dag_edges.items():
+                if not isinstance(downs, (list, tuple, set, frozenset)) or not all(
+                    isinstance(d, (str, int)) for d in downs
+                ):
+                    raise InvalidMessage("wrong_type", f"dag_edges[{up}] must be a list of ids")
+                edges[str(up)] = [str(d) for d in downs]
+        specs = []
         for spec in stages or ():
             if not isinstance(spec, dict) or not spec.get("stage_id"):
                 raise InvalidMessage("wrong_type", "stages[] entries need a stage_id")
-        for spec in stages or ():
-            st = self._stage(str(spec["stage_id"]))
-            st.operator_type = spec.get("operator_type") or st.operator_type
-            st.min_p = _int(spec.get("min_parallelism", st.min_p))
-            st.max_p = _int(spec.get("max_parallelism", st.max_p))
+            operator = spec.get("operator_type")
+            if operator is not None and not isinstance(operator, str):
+                raise InvalidMessage("wrong_type", "stages[].operator_type must be a string")
+            mins, maxs = spec.get("min_parallelism"), spec.get("max_parallelism")
+            specs.append((str(spec["stage_id"]), operator, _int(mins), _int(maxs)))
+        if edges is not None:
+            self.dag_edges = edges
+        for stage_id, operator, mins, maxs in specs:
+            st = self._stage(stage_id)
+            st.operator_type = operator or st.operator_type
+            st.min_p = st.min_p if mins is None else mins
+            st.max_p = st.max_p if maxs is None else maxs
         for up, downs in self.dag_edges.items():
             self._stage(up)
             for down in downs:
@@ -308,6 +343,10 @@ class Fold:
         """Close the attempt from the recorder's side (no final message was received)."""
         if self.status != "RUNNING":
             return
+        if error is not None:  # the producer's own exception text: capped, storable
+            if not error.isascii():
+                error = error.encode("utf-8", "backslashreplace").decode("utf-8")
+            error = cap(error, MAX_MESSAGE_CHARS)[0]
         self._on_job_completed(
             Envelope("job_completed", self.job_id, self.job_id, ts, None, {}, False),
             {"status": status, "error": error},
@@ -359,7 +398,10 @@ class Fold:
                 raise InvalidMessage("wrong_type", f"partition_metrics[{pid}] offsets") from None
             if lag is None and latest is not None and committed is not None:
                 lag = max(latest - committed, 0)
-            rows.append((ts, env.source_id, str(pid), latest, committed, lag, m.get("worker_id")))
+            worker_id = m.get("worker_id")
+            if worker_id is not None and not isinstance(worker_id, str):
+                raise InvalidMessage("wrong_type", f"partition_metrics[{pid}].worker_id")
+            rows.append((ts, env.source_id, str(pid), latest, committed, lag, worker_id))
         st = self._stage(env.source_id)
         self._touch(st, ts)
         for row in rows:
@@ -368,10 +410,11 @@ class Fold:
                 st.partitions[row[2]] = row[5]
         if "worker_count" in p:
             st.msg_workers = int(p["worker_count"])
+        # a stage's own report is cumulative too: a late, smaller one never lowers it
         if "input_records" in p:
-            st.msg_input = int(p["input_records"])
+            st.msg_input = max(int(p["input_records"]), st.msg_input or 0)
         if "output_records" in p:
-            st.msg_output = int(p["output_records"])
+            st.msg_output = max(int(p["output_records"]), st.msg_output or 0)
         if "queue_lag" in p:
             st.queue_lag = int(p["queue_lag"])
         elif st.partitions:
@@ -414,12 +457,12 @@ class Fold:
         return w
 
     def _on_worker_started(self, env: Envelope, p: dict, ts: float) -> None:
+        parts = [str(x) for x in p.get("assigned_partitions") or ()]
         self._touch(self._stage(p["stage_id"]), ts)
         w = self._worker(env.source_id, p["stage_id"], ts)
         w.alive = True
         w.node_id = p.get("node_id") or w.node_id
         w.pid = _int(p.get("pid", w.pid))
-        parts = [str(x) for x in p.get("assigned_partitions") or ()]
         self._emit(
             "workers",
             (ts, env.source_id, w.stage_id, "STARTED", None, w.node_id, w.pid, parts, None, None),
@@ -688,9 +731,10 @@ class Fold:
         return st.msg_workers or 0
 
     def stage_totals(self, st: _Stage) -> tuple[int, int]:
-        """(input, output) of a stage: the worker sum, or the stage's own report."""
+        """(input, output) of a stage: the sum over its workers, or the stage's own report
+        when that is larger (workers not seen yet) — so a total never falls."""
         if st.workers:
-            return st.input, st.output
+            return max(st.input, st.msg_input or 0), max(st.output, st.msg_output or 0)
         return st.msg_input or 0, st.msg_output or 0
 
     def _skew(self, st: _Stage) -> float | None:

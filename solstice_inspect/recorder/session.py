@@ -16,7 +16,15 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from solstice_inspect.errors import InvalidMessage, RecorderClosed
-from solstice_inspect.protocol import MAX_REJECT_RAW_CHARS, cap, valid_job_id, validate
+from solstice_inspect.protocol import (
+    MAX_REJECT_RAW_CHARS,
+    MAX_TIMESTAMP,
+    MIN_TIMESTAMP,
+    cap,
+    valid_job_id,
+    validate,
+)
+from solstice_inspect.recorder.backlog import Backlog
 from solstice_inspect.recorder.fold import Fold
 from solstice_inspect.recorder.resume import Restored, restore
 from solstice_inspect.recorder.rows import to_arrow
@@ -99,6 +107,8 @@ class Recording(FinishOnExit):
         self._lock = threading.Lock()  # guards the fold and the reject buffer
         self._write_lock = threading.Lock()  # one flush at a time, in order
         self._writers: dict[str, DatasetWriter] = {}
+        #: batches the store did not take yet (full disk, read-only, object store down)
+        self._backlog = Backlog(f"{job_id}/{self.attempt_id}")
         self._compact_every = compact_every
         self._closed = False
         self._last_flush = 0.0
@@ -182,7 +192,7 @@ class Recording(FinishOnExit):
             return self._fold.apply(env)
         except InvalidMessage as exc:
             self._reject(item, exc.reason, exc.detail)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        except _UNFORESEEN as exc:
             # a shape the checks did not foresee: reject it, keep the recorder alive
             self._reject(item, "unfoldable", f"{type(exc).__name__}: {exc}")
         return False
@@ -190,9 +200,9 @@ class Recording(FinishOnExit):
     def _reject(self, item: Any, reason: str, detail: str) -> None:
         self._fold.reject(reason)
         ts = None
-        if isinstance(item, dict) and type(item.get("timestamp")) in (int, float):
+        if type(item) is dict and type(item.get("timestamp")) in (int, float):
             ts = float(item["timestamp"])
-            if not 0 <= ts < 1e11:
+            if not MIN_TIMESTAMP <= ts < MAX_TIMESTAMP:  # an absurd time: when it came
                 ts = None
         if isinstance(item, (bytes, bytearray)):
             raw = bytes(item[: MAX_REJECT_RAW_CHARS * 4]).decode("utf-8", "replace")
@@ -207,8 +217,8 @@ class Recording(FinishOnExit):
             (
                 ts if ts is not None else time.time(),
                 reason,
-                detail[:1000],
-                cap(raw, MAX_REJECT_RAW_CHARS)[0],
+                _text(detail[:1000]),
+                _text(cap(raw, MAX_REJECT_RAW_CHARS)[0]),
             )
         )
 
@@ -236,6 +246,8 @@ class Recording(FinishOnExit):
             "logs_capped": stats.get("logs_capped", 0),
             "flushes": self.flushes,
             "write_errors": self.write_errors,
+            "rows_waiting": self._backlog.rows,
+            "rows_dropped": self._backlog.dropped,
             "restarts": stats.get("recorder_restarts", 0),
         }
 
@@ -273,15 +285,15 @@ class Recording(FinishOnExit):
                     batches["rejects"], self._rejects = self._rejects, []
                 catalog = self._catalog_values(time.time())
             written = 0
-            for table, rows in batches.items():
-                try:
-                    self._writer(table).append(
-                        to_arrow(table, rows, self.job_id, self.attempt_id, self.flushes + 1)
-                    )
-                    written += len(rows)
-                except Exception as exc:  # noqa: BLE001 - keep recording; count and log
-                    self.write_errors += 1
-                    log.error("writing %d rows of %s failed: %s", len(rows), table, exc)
+            for table in dict.fromkeys([*self._backlog.pending, *batches]):
+                rows = batches.get(table)
+                batch = (
+                    to_arrow(table, rows, self.job_id, self.attempt_id, self.flushes + 1)
+                    if rows
+                    else None
+                )
+                written += self._backlog.write(table, batch, self._writer(table).append)
+            self.write_errors = self._backlog.errors
             due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
             if catalog_always or due or catalog[1] != self._catalog_status:
                 self._write_catalog(catalog)
@@ -314,15 +326,17 @@ class Recording(FinishOnExit):
             self._write_catalog(values)
 
     def _write_catalog(self, values: tuple) -> None:
+        row = to_arrow("catalog", [values], self.job_id, self.attempt_id, self.flushes + 1)
         try:
-            self._writer("catalog").append(
-                to_arrow("catalog", [values], self.job_id, self.attempt_id, self.flushes + 1)
-            )
+            self._writer("catalog").append(row)
+        except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop the job
+            # not kept: the next heartbeat replaces it
+            self._backlog.failed("catalog", exc)
+        else:
             self._last_heartbeat = time.monotonic()
             self._catalog_status = values[1]
-        except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop the job
-            self.write_errors += 1
-            log.error("catalog heartbeat failed: %s", exc)
+            self._backlog.recovered()
+        self.write_errors = self._backlog.errors
 
     def _run(self) -> None:
         # Sleep until the next flush or heartbeat is due, not in fixed ticks: rows wait
@@ -345,7 +359,8 @@ class Recording(FinishOnExit):
     def _pending(self) -> bool:
         with self._lock:
             f = self._fold
-            return bool(f.rows or self._rejects or any(s.dirty for s in f.stages.values()))
+            dirty = any(s.dirty for s in f.stages.values())
+            return bool(f.rows or self._rejects or dirty or self._backlog.rows)
 
     # ------------------------------------------------------------------ ending
     def finish(self, status: str = "COMPLETED", *, error: str | None = None) -> None:
@@ -374,6 +389,25 @@ class Recording(FinishOnExit):
         self.flush()
         for writer in self._writers.values():
             writer.compact()
+
+
+#: errors of a message the checks let through but the fold cannot use: counted as
+#: ``unfoldable``, never raised into the producer
+_UNFORESEEN = (
+    TypeError,
+    ValueError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+    RecursionError,
+)
+
+
+def _text(text: str) -> str:
+    """``text`` as storable Unicode: a lone surrogate is written as its escape."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _items(messages: Any) -> Iterable[Any]:

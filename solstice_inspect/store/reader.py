@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from solstice_inspect.errors import JobNotFound
 from solstice_inspect.protocol import valid_job_id
-from solstice_inspect.schema import JOB_TABLES, SCHEMAS
+from solstice_inspect.schema import JOB_TABLES, SCHEMAS, json_map
 from solstice_inspect.store import layout
 from solstice_inspect.store.catalog import latest_attempts, still_alive
 from solstice_inspect.store.scan import Scan, dataset_version, scan
@@ -347,10 +347,10 @@ class Job:
         row = self._catalog_row()
         job = self._job_rows()
         last = job.iloc[-1] if not job.empty else None
-        config = json.loads(last["config"]) if last is not None and last["config"] else {}
+        config = json_map(last["config"]) if last is not None and last["config"] else {}
         error = last["error"] if last is not None and isinstance(last["error"], str) else None
         final = (
-            json.loads(last["final_metrics"])
+            json_map(last["final_metrics"])
             if last is not None and isinstance(last["final_metrics"], str)
             else None
         )

@@ -3,6 +3,8 @@ events from the driver, Solstice's own envelopes through ingest()."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import ray
 
@@ -24,7 +26,9 @@ def _stage_master(rec: si.JobRecorder, job_id: str, tmp_path) -> None:
         offsets=[{"partition_id": 0, "committed_offset": 7, "latest_offset": 9}],
     )
     rec.event("rescale", stage_id="b", description="b: 1 -> 2 workers")
-    ref = rec.ingest([envelope("log", job_id, "b_w0_abcdef", 2.0, {"message": "from Solstice"})])
+    ref = rec.ingest(
+        [envelope("log", job_id, "b_w0_abcdef", time.time(), {"message": "from Solstice"})]
+    )
     assert ray.get(ref)["accepted"] == 1
     raise RuntimeError("stage master lost")
 

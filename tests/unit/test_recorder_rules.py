@@ -198,3 +198,21 @@ def test_backpressure_without_a_flag_follows_solstices_5000_3500_hysteresis(stor
     kinds = job.events()["event_type"].tolist()
     assert kinds.count("backpressure_started") == 2
     assert kinds.count("backpressure_cleared") == 1
+
+
+def test_a_stages_own_totals_never_fall(store, msg):
+    """A stage master's cumulative report is a counter too: a late, smaller one (or the
+    first worker report of a stage known so far by its own reports) never lowers it."""
+    msgs = [
+        started(msg),
+        msg("stage_metrics", "mid", T0 + 1, {"input_records": 500, "output_records": 400}),
+        msg("stage_metrics", "mid", T0 + 2, {"input_records": 300, "output_records": 200}),
+        metrics(msg, "mid_w0_aaaaaa", "mid", T0 + 3, 50, 40),
+        msg("stage_metrics", "mid", T0 + 4, {"input_records": 600, "output_records": 450}),
+        metrics(msg, "mid_w0_aaaaaa", "mid", T0 + 5, 900, 800),
+    ]
+    _, job = record(store, msgs)
+    sm = job.stage_metrics()
+    mid = sm[sm["stage_id"] == "mid"]
+    assert list(mid["input_records"]) == [500, 500, 500, 600, 900]
+    assert list(mid["output_records"]) == [400, 400, 400, 450, 800]
