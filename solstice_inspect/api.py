@@ -100,6 +100,9 @@ class Job(_reader.Job):
         return job_summary_html(self.snapshot())
 
 
+_reader.register_job_class(Job)
+
+
 class Store(_reader.Store):
     """A job store: a directory (or object-store URI) of Lance datasets.
 
@@ -112,10 +115,6 @@ class Store(_reader.Store):
     >>> store.jobs().empty
     True
     """
-
-    @property
-    def _job_class(self) -> type[Job]:
-        return Job
 
     def job(self, job_id: str, *, attempt: str | int | None = None) -> Job:
         """One attempt of a job: the latest, or ``attempt`` (an id, or 1-based number).

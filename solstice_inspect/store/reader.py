@@ -60,10 +60,12 @@ class Store:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = layout.resolve_root(root)
 
-    #: the class of the attempts this store hands out (``api.Store`` adds derived views)
+    #: the class of the attempts this store hands out: :class:`Job`, or the richer class
+    #: a higher layer registered with :func:`register_job_class` (``api.Job``, with the
+    #: derived views), so that every store — the recorder's too — hands out the same one
     @property
     def _job_class(self) -> type[Job]:
-        return Job
+        return _JOB_CLASS[0]
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
@@ -400,3 +402,18 @@ class Job:
                 .reset_index()[cols]
             )
         return Dag(pd.DataFrame(frame), edges)
+
+
+_JOB_CLASS: list[type[Job]] = [Job]
+
+
+def register_job_class(cls: type[Job]) -> None:
+    """Make every :class:`Store` hand out ``cls`` (a subclass of :class:`Job`).
+
+    The public ``solstice_inspect.api`` registers its ``Job`` (with the derived views:
+    stage summary, exception groups, HTML) when it is imported, so the store layer never
+    imports the layers above it.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Job)):
+        raise TypeError(f"{cls!r} is not a subclass of Job")
+    _JOB_CLASS[0] = cls
