@@ -150,10 +150,16 @@ function render({ model, el }) {
         return [name, { view: res.view, cell, width }];
       }));
       if (!alive || drawing !== run) { made.forEach(([, v]) => v.view.finalize()); return; }
-      for (const [name, v] of made) views[name] = v;
+      for (const [name, v] of made) {
+        views[name] = v;
+        v.cell.__siView = v.view; // for tests: the points shown, view.data("series")
+      }
       drawing = null;
       await load();
       flush();
+      // the cells may have changed size while the views were being made (e.g. hidden
+      // then shown while JupyterLab switched theme): the observer found no view then
+      await resize();
       el.dataset.rendered = "1";
       model.send({ type: "hello" }); // ask for the live points since the snapshot
     } catch (e) {
@@ -166,18 +172,27 @@ function render({ model, el }) {
   let frame = 0;
   const resize = () => {
     frame = 0;
+    const runs = [];
     for (const v of Object.values(views)) {
       const w = cellWidth(v.cell);
       if (Math.abs(w - v.width) < 2) continue;
       v.width = w;
-      v.view.width(w).runAsync().catch(showError);
+      runs.push(v.view.width(w).runAsync().catch(showError));
     }
+    return Promise.all(runs);
   };
   const observer = new ResizeObserver(() => { if (!frame) frame = requestAnimationFrame(resize); });
   observer.observe(box);
 
-  // JupyterLab switched between light and dark: redraw with the new colours.
-  const themeWatch = new MutationObserver(() => draw());
+  // JupyterLab switched between light and dark: redraw with the new colours. It hides
+  // its whole shell while it swaps the stylesheets (cells measure 0 px then, and no
+  // ResizeObserver call follows), so draw once the charts are laid out again.
+  const whenShown = (fn, frames = 120) => {
+    if (!alive) return;
+    if (box.clientWidth > 0 || frames <= 0) fn();
+    else requestAnimationFrame(() => whenShown(fn, frames - 1));
+  };
+  const themeWatch = new MutationObserver(() => whenShown(draw));
   themeWatch.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name"] });
 
   const onMsg = (msg) => { if (msg && msg.type === "append") apply(msg); };

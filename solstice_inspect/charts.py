@@ -32,6 +32,12 @@ CHARTS: dict[str, tuple[str, str, str]] = {
     "queue_lag": ("queue_lag", "Queue lag per stage", "messages"),
     "backpressure": ("backpressure_ratio", "Backpressure ratio per stage", "fraction of time"),
 }
+#: per chart, how its y axis reads: a ratio is a percentage of 0..100 %, never "0.000000"
+_Y_AXIS: dict[str, dict[str, Any]] = {
+    "backpressure": {"scale": {"domain": [0, 1]}, "axis": {"format": ".0%"}},
+    "throughput": {"axis": {"format": "~s"}},
+    "queue_lag": {"axis": {"format": "~s"}},
+}
 #: name of the data source the widget's specs read
 DATA_NAME = "series"
 
@@ -95,7 +101,7 @@ def _spec(chart: str) -> dict[str, Any]:
         "encoding": {
             "x": {"field": "t", "type": "temporal", "title": "time",
                   "axis": {"format": "%H:%M:%S", "labelOverlap": True}},
-            "y": {"field": "v", "type": "quantitative", "title": y_title},
+            "y": {"field": "v", "type": "quantitative", "title": y_title, **_Y_AXIS.get(chart, {})},
             "color": {"field": "stage", "type": "nominal", "title": "stage"},
             "tooltip": [
                 {"field": "stage", "type": "nominal"},

@@ -1,6 +1,7 @@
 """Jobs for the widget tests, UI tests and bench/ui_bench.py: a simulated archived job
-with a hostile exception message, a job with 1M worker_metrics rows (written as Arrow
-directly: folding 1M envelopes would take minutes), and a live job fed from a thread.
+with a hostile exception message, a job with 1M worker_metrics rows and one with 100,000
+exceptions (both written as Arrow directly: folding that many envelopes would take
+minutes), and a live job fed from a thread.
 """
 
 from __future__ import annotations
@@ -48,6 +49,23 @@ def archived_job(store: si.Store, job_id: str = "etl_archived", duration_s: floa
     return store.job(job_id)
 
 
+def append_rows(store: si.Store, job: si.Job, table: str, columns: dict[str, Any], n: int) -> None:
+    """Append ``n`` rows to one table of an attempt, as the recorder would store them
+    (one fragment, ``batch`` 10,000: after every flush of the simulated job)."""
+    schema = SCHEMAS[table]
+    cols = {
+        "job_id": pa.array([job.job_id] * n, pa.string()),
+        "attempt_id": pa.array([job.attempt_id] * n, pa.string()),
+        "batch": pa.array(np.full(n, 10_000, dtype=np.int64)),
+        **columns,
+    }
+    arrays = [
+        pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(n, f.type) for f in schema
+    ]
+    uri = layout.table_uri(store.root, job.job_id, job.attempt_id, table)
+    DatasetWriter(uri, schema, compact_every=0).append(pa.Table.from_arrays(arrays, schema=schema))
+
+
 def big_job(
     store: si.Store,
     job_id: str = "etl_1m",
@@ -63,28 +81,13 @@ def big_job(
     start = job.info["start_time"].timestamp()
     rng = np.random.default_rng(1)
 
-    def write(table: str, columns: dict[str, Any], n: int) -> None:
-        schema = SCHEMAS[table]
-        cols = {
-            "job_id": pa.array([job_id] * n, pa.string()),
-            "attempt_id": pa.array([job.attempt_id] * n, pa.string()),
-            "batch": pa.array(np.full(n, 10_000, dtype=np.int64)),
-            **columns,
-        }
-        arrays = [
-            pa.array(cols[f.name], f.type) if f.name in cols else pa.nulls(n, f.type)
-            for f in schema
-        ]
-        uri = layout.table_uri(store.root, job_id, job.attempt_id, table)
-        DatasetWriter(uri, schema, compact_every=0).append(
-            pa.Table.from_arrays(arrays, schema=schema)
-        )
-
     n = workers * reports
     w = np.tile(np.arange(workers), reports)
     r = np.repeat(np.arange(reports), workers)
     ts_us = ((start + 20 + r * 1.0) * 1e6).astype("int64")
-    write(
+    append_rows(
+        store,
+        job,
         "worker_metrics",
         {
             "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
@@ -105,7 +108,9 @@ def big_job(
     )
     m = windows * len(stages)
     k = np.repeat(np.arange(windows), len(stages))
-    write(
+    append_rows(
+        store,
+        job,
         "stage_metrics",
         {
             "ts": pa.array(
@@ -127,11 +132,74 @@ def big_job(
     return store.job(job_id)
 
 
+#: the exception types of :func:`exceptions_job`, with a message template each
+EXCEPTION_KINDS = [
+    ("ValueError", "bad payload at offset {k} in {split}"),
+    ("KeyError", "'customer_{k}' missing from {split}"),
+    ("TimeoutError", "write to shard {k} timed out after 30 s ({split})"),
+    ("JSONDecodeError", "Expecting value: line 1 column {k} ({split})"),
+]
+
+
+def exceptions_job(
+    store: si.Store,
+    job_id: str = "etl_100k_exc",
+    *,
+    n: int = 100_000,
+    workers_per_stage: int = 8,
+) -> si.Job:
+    """An archived simulated job (with :data:`XSS` among its own exceptions) plus ``n``
+    exception rows appended as Arrow: every stage, ``workers_per_stage`` distinct workers
+    each, four exception types with varied messages, one fingerprint per (type, stage),
+    and exception ids that are unique but not in storage order (a front end that quietly
+    sorted by id would show other rows)."""
+    job = archived_job(store, job_id, duration_s=10)
+    stages = list(job.dag.stages["stage_id"])
+    start = job.info["start_time"].timestamp()
+    rng = np.random.default_rng(7)
+    i = np.arange(n)
+    stage = rng.integers(0, len(stages), n)
+    worker = rng.integers(0, workers_per_stage, n)
+    kind = rng.integers(0, len(EXCEPTION_KINDS), n)
+    k = rng.integers(0, 5000, n)
+    ids = rng.permutation(n)
+    ts_us = ((start + 20 + i * 0.005 + rng.random(n) * 0.5) * 1e6).astype("int64")
+    stage_ids = [stages[s] for s in stage]
+    workers = [f"{stages[s]}_w{w}_{s * 131 + w * 17:04x}" for s, w in zip(stage, worker)]
+    splits = [f"{stages[s]}_split_{x % 977}" for s, x in zip(stage, k)]
+    types = [EXCEPTION_KINDS[x][0] for x in kind]
+    messages = [EXCEPTION_KINDS[x][1].format(k=v, split=sp) for x, v, sp in zip(kind, k, splits)]
+    append_rows(
+        store,
+        job,
+        "exceptions",
+        {
+            "ts": pa.array(ts_us, pa.timestamp("us", tz="UTC")),
+            "exception_id": [f"exc-{v:06d}" for v in ids],
+            "fingerprint": [f"{t}@{s}" for t, s in zip(types, stage_ids)],
+            "exception_type": types,
+            "message": messages,
+            "stacktrace": [
+                f'Traceback (most recent call last):\n  File "/app/{s}.py", line {40 + x}, '
+                f"in process\n{t}: {m}"
+                for s, x, t, m in zip(stage_ids, kind, types, messages)
+            ],
+            "stage_id": stage_ids,
+            "worker_id": workers,
+            "split_id": splits,
+            "truncated": np.zeros(n, dtype=bool),
+        },
+        n,
+    )
+    return store.job(job_id)
+
+
 class LiveFeed:
     """Record a simulated job gradually from a thread, as a running job would.
 
     ``speed`` simulated seconds pass per real second; the attempt finishes COMPLETED at
-    the end of the stream unless :meth:`stop` is called first.
+    the end of the stream unless :meth:`stop` is called first. ``start``: the simulated
+    job's first timestamp (epoch s; the simulation's fixed date when None).
     """
 
     def __init__(
@@ -144,9 +212,11 @@ class LiveFeed:
         workers_per_stage: int | None = None,
         flush_interval: float = 0.5,
         xss: bool = True,
+        start: float | None = None,
     ) -> None:
+        when = {} if start is None else {"start": start}
         self.msgs = list(
-            simulate(job_id, duration_s=duration_s, workers_per_stage=workers_per_stage)
+            simulate(job_id, duration_s=duration_s, workers_per_stage=workers_per_stage, **when)
         )
         if xss:
             self.msgs.insert(5, xss_exception(job_id, self.msgs[5]["timestamp"]))

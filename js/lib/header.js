@@ -1,6 +1,7 @@
 // The `header` part: status badge, start time, elapsed / duration, progress + ETA,
 // records, rates + sparkline, workers, exceptions, bottleneck, and "updated N s ago".
 // State: `header` (a small dict) and `spark` (<= 60 numbers).
+import { keepDagFitted } from "./dagfit.js";
 import { h, sparkline } from "./dom.js";
 import { fmtDateTime, fmtDuration, fmtNumber } from "./format.js";
 
@@ -101,7 +102,9 @@ export function renderHeader(model, el) {
   };
   model.on("change:header", draw);
   model.on("change:spark", redrawSpark);
+  const stopFitting = keepDagFitted(el);
   return () => {
+    stopFitting();
     clearInterval(timer);
     model.off("change:header", draw);
     model.off("change:spark", redrawSpark);

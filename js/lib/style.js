@@ -73,6 +73,11 @@ const CSS = `
 .si-progress > div { height: 100%; background: var(--si-ok); }
 .si-spark { color: var(--si-brand); display: block; }
 
+/* ipycytoscape's stylesheet paints the stage graph's container white (and dashes a border
+   round it on hover): in the dashboard it shows the notebook's own background instead */
+.si-monitor .custom-widget { background-color: transparent; }
+.si-monitor .custom-widget:hover { border: none; }
+
 /* tabs */
 .si-tabs { border-bottom: 1px solid var(--si-line1); display: flex; flex-wrap: wrap; gap: 0; }
 .si-root button.si-tab {

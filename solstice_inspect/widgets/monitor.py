@@ -62,6 +62,7 @@ LABELS = {
     "skew_ratio": "skew", "processed_count": "splits", "cpu_percent": "CPU %",
     "memory_mb": "memory MB", "gpu_utilization": "GPU %", "last_seen": "last seen",
     "exception_type": "type", "worker_id": "worker", "split_id": "split",
+    "first_seen": "first seen", "node_id": "node",
     "partition_id": "partition", "latest_offset": "latest offset",
     "committed_offset": "committed", "ts": "time",
 }  # fmt: skip
@@ -112,6 +113,7 @@ class JobMonitor(W.VBox):
         self.dag.on("node", "click", self._on_node_click)
         self.charts = ChartsView(list(summary["stage_id"]), max_points=max_points)
         self.charts.set_points(self.snapshot.stage_metrics)
+        # (the header's front end keeps the graph fitted to its box: js/lib/dagfit.js)
         self.tabs = TabsView()
         self._add_tables()
         self.errors = W.HTML("")
@@ -143,7 +145,8 @@ class JobMonitor(W.VBox):
         t = self.tabs
         t.add_table("stages", lambda: snap.stage_summary()[STAGE_COLUMNS], title="Stages",
                     labels=LABELS, send=False)  # fmt: skip
-        t.add_table("workers", lambda: snap.workers(), title="Workers", labels=LABELS,
+        t.add_table("workers", lambda: snap.workers(), title="Workers",
+                    labels={**LABELS, "output_rate": "out/s (last report)"},
                     send=False)  # fmt: skip
         t.add_table(
             "exception_groups",

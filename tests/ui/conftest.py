@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lab import CHROMIUM, Lab, launch_browser
+from lab import CHROMIUM, Lab, launch_browser, new_page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -39,9 +39,7 @@ def browser(tmp_path_factory):
 
 @pytest.fixture
 def page(browser):
-    page = browser.new_page()
-    page.dialogs = []  # every alert/confirm/prompt: none may appear
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page = new_page(browser)
     yield page
     page.close()
 
