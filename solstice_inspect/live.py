@@ -128,6 +128,8 @@ class LiveJob:
         #: per table: the highest ``batch`` already handed out (-1: nothing yet)
         self.cursors: dict[str, int] = dict.fromkeys(names, -1)
         self._versions: dict[str, int] = {}
+        #: per table: the highest fragment id already read (only newer ones are scanned)
+        self._fragments: dict[str, int] = {}
         self.status = ""
         #: the attempt's newest catalog row, as of the last poll
         self.catalog: dict[str, Any] = {}
@@ -208,6 +210,7 @@ class LiveJob:
         self.job = self.job.store.attempt(self.job.job_id, newest)
         self.cursors = dict.fromkeys(self.tables, -1)
         self._versions = {}
+        self._fragments = {}
         self.done = False
         self._done.clear()
         self.attempt_changes += 1
@@ -222,10 +225,12 @@ class LiveJob:
                 columns=self.columns.get(name),
                 after_batch=cursor,
                 known_version=self._versions.get(name),
+                after_fragment=self._fragments.get(name, -1),
             )
             if got.unchanged or got.version is None:
                 continue  # nothing appended (or compacted) since the last look
             self._versions[name] = got.version
+            self._fragments[name] = got.last_fragment
             table = got.table
             if table.num_rows:
                 self.cursors[name] = max(cursor, int(pc.max(table["batch"]).as_py()))

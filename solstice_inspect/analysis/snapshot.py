@@ -496,6 +496,11 @@ class JobSnapshot:
             "bottleneck": bottleneck(summary) if running else None,
         }
 
+    @property
+    def worker_count(self) -> int:
+        """Workers seen (lifecycle, metrics or resources), without building the table."""
+        return len(self._worker_ids())
+
     def _worker_ids(self) -> list[str]:
         return list(dict.fromkeys([*self._events, *self._workers, *self._resources]))
 

@@ -187,12 +187,15 @@ class Job:
         until: Any = None,
         after_batch: int | None = None,
         known_version: int | None = None,
+        after_fragment: int | None = None,
     ) -> Scan:
         """Read one table: the rows and the dataset version they came from.
 
         The one read every view uses: archived reads scan from the start, a live reader
         the same scan from its cursor (``after_batch``). See :meth:`table` for the
-        arguments; ``known_version`` skips the read when the table has not changed.
+        arguments; ``known_version`` skips the read when the table has not changed, and
+        ``after_fragment`` reads only fragments written since (see
+        :func:`~solstice_inspect.store.scan.scan`).
         """
         if name not in SCHEMAS or name == "catalog":
             raise ValueError(f"no table {name!r}; tables: {', '.join(JOB_TABLES)}")
@@ -215,6 +218,7 @@ class Job:
             where=" AND ".join(filters) or None,
             after_batch=after_batch,
             known_version=known_version,
+            after_fragment=after_fragment,
         )
 
     def version(self, name: str) -> int | None:

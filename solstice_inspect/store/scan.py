@@ -26,6 +26,8 @@ class Scan:
     table: pa.Table
     version: int | None
     unchanged: bool = False
+    #: the highest fragment id of the version read (-1: none), for ``after_fragment``
+    last_fragment: int = -1
 
 
 def dataset_version(uri: str) -> int | None:
@@ -42,6 +44,7 @@ def scan(
     where: str | None = None,
     after_batch: int | None = None,
     known_version: int | None = None,
+    after_fragment: int | None = None,
 ) -> Scan:
     """Read rows of one table, filters pushed down to Lance.
 
@@ -59,6 +62,11 @@ def scan(
         Only rows of flushes after this one (the live cursor; see ``docs/schema.md``).
     known_version
         When the dataset is still at this version, read nothing (``unchanged``).
+    after_fragment
+        Only read fragments with a higher id (a live reader's second cursor). Appends and
+        compactions both write new fragments with higher ids, so together with
+        ``after_batch`` (which drops rows a compaction rewrote) a poll reads what is new,
+        not the whole table: its cost follows the new rows, not the job's length.
     """
     ds: lance.LanceDataset | None = open_dataset(uri)
     if ds is None:
@@ -71,12 +79,27 @@ def scan(
     filters = [f"({where})"] if where else []
     if after_batch is not None and after_batch >= 0:
         filters.append(f"batch > {int(after_batch)}")
+    fragments = ds.get_fragments()
+    last_fragment = max((f.fragment_id for f in fragments), default=-1)
+    if after_fragment is not None and after_fragment >= 0:
+        fragments = [f for f in fragments if f.fragment_id > after_fragment]
+        if not fragments:
+            empty = schema.empty_table()
+            return Scan(
+                empty.select(columns) if columns is not None else empty,
+                version,
+                last_fragment=last_fragment,
+            )
+    else:
+        fragments = None  # the whole dataset
     try:
-        table = ds.to_table(columns=columns, filter=" AND ".join(filters) or None)
+        table = ds.scanner(
+            columns=columns, filter=" AND ".join(filters) or None, fragments=fragments
+        ).to_table()
     except ValueError as exc:
         table_name = uri.rstrip("/").rsplit("/", 1)[-1].removesuffix(".lance")
         detail = str(exc).split(", /", 1)[0]  # drop the Rust source location
         raise ValueError(f"cannot read {table_name} where {where!r}: {detail}") from None
     except OSError as exc:
         raise StoreError(f"cannot read {uri}: {exc}") from exc
-    return Scan(table, version)
+    return Scan(table, version, last_fragment=last_fragment)

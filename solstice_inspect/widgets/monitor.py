@@ -191,7 +191,7 @@ class JobMonitor(W.VBox):
             {"id": "stages", "title": "Stages", "tables": ["stages"],
              "badge": len(snap.stage_ids)},
             {"id": "workers", "title": "Workers", "tables": ["workers"],
-             "badge": snap.workers().num_rows},
+             "badge": snap.worker_count},
             {"id": "exceptions", "title": "Exceptions",
              "tables": ["exception_groups", "exceptions"], "badge": n_exc},
             {"id": "partitions", "title": "Partitions", "tables": ["partitions"]},
