@@ -30,7 +30,7 @@ from solstice_inspect.recorder.resume import Restored, restore
 from solstice_inspect.recorder.rows import to_arrow
 from solstice_inspect.schema import FINAL_STATUSES, SCHEMAS
 from solstice_inspect.store import layout
-from solstice_inspect.store.dataset import DatasetWriter
+from solstice_inspect.store.dataset import Compactor, DatasetWriter
 
 if TYPE_CHECKING:
     from solstice_inspect.store.reader import Job, Store
@@ -107,6 +107,8 @@ class Recording(FinishOnExit):
         self._lock = threading.Lock()  # guards the fold and the reject buffer
         self._write_lock = threading.Lock()  # one flush at a time, in order
         self._writers: dict[str, DatasetWriter] = {}
+        #: compactions run beside the flushes, not inside them
+        self._compactor = Compactor(f"solstice-compactor-{job_id}")
         #: batches the store did not take yet (full disk, read-only, object store down)
         self._backlog = Backlog(f"{job_id}/{self.attempt_id}")
         self._compact_every = compact_every
@@ -267,7 +269,10 @@ class Recording(FinishOnExit):
             if table == "catalog":
                 uri = layout.catalog_uri(self.store.root)
             w = self._writers[table] = DatasetWriter(
-                uri, SCHEMAS[table], compact_every=self._compact_every
+                uri,
+                SCHEMAS[table],
+                compact_every=self._compact_every,
+                schedule=self._compactor.submit,
             )
         return w
 
@@ -387,6 +392,7 @@ class Recording(FinishOnExit):
         self._wakeup.set()
         self._thread.join()
         self.flush()
+        self._compactor.close()
         for writer in self._writers.values():
             writer.compact()
 

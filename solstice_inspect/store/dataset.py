@@ -4,7 +4,10 @@ fragments; old versions cleaned only after a grace period that readers outlive."
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import lance
@@ -46,11 +49,15 @@ class DatasetWriter:
         *,
         compact_every: int = COMPACT_EVERY,
         grace: timedelta = CLEANUP_GRACE,
+        schedule: Callable[[DatasetWriter], None] | None = None,
     ) -> None:
         self.uri = uri
         self.schema = schema
         self.compact_every = compact_every
         self.grace = grace
+        #: when set, a due compaction is handed to it (a background thread) instead of
+        #: running inside ``append``: the writer's flush does not wait for it
+        self.schedule = schedule
         self.appends = 0
         self.compactions = 0
         self._exists = open_dataset(uri) is not None
@@ -76,7 +83,10 @@ class DatasetWriter:
     def _after_append(self) -> None:
         self.appends += 1
         if self.compact_every and self.appends % self.compact_every == 0:
-            self.compact()
+            if self.schedule is not None:
+                self.schedule(self)
+            else:
+                self.compact()
 
     def compact(self) -> None:
         """Merge small fragments, then drop versions older than the grace period.
@@ -98,3 +108,40 @@ class DatasetWriter:
         except (OSError, ValueError, RuntimeError) as exc:
             log.warning("compaction of %s skipped: %s", self.uri, exc)
         log.debug("compacted %s in %.3fs", self.uri, time.perf_counter() - started)
+
+
+class Compactor:
+    """One background thread compacting the datasets handed to it, one at a time.
+
+    A recorder's flush appends and returns; compaction (seconds on an hour-long job) runs
+    here, beside the next appends — Lance commits an append and a compaction of other
+    fragments concurrently. A dataset already waiting is not queued twice.
+    """
+
+    def __init__(self, name: str = "solstice-compactor") -> None:
+        self._queue: queue.Queue[DatasetWriter | None] = queue.Queue()
+        self._waiting: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, writer: DatasetWriter) -> None:
+        with self._lock:
+            if writer.uri in self._waiting:
+                return
+            self._waiting.add(writer.uri)
+        self._queue.put(writer)
+
+    def _run(self) -> None:
+        while True:
+            writer = self._queue.get()
+            if writer is None:
+                return
+            with self._lock:
+                self._waiting.discard(writer.uri)
+            writer.compact()  # logs and counts its own failures, never raises
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import lance
@@ -117,3 +118,28 @@ def test_a_reader_in_another_process_never_errors_nor_sees_half_a_batch(store, m
     assert bad == 0
     assert polls > 20
     assert k > 10
+
+
+def test_compaction_runs_beside_the_flushes_not_inside_them(store, msg, monkeypatch):
+    from solstice_inspect.store.dataset import DatasetWriter
+
+    ran_in: list[str] = []
+    real = DatasetWriter.compact
+
+    def compact(self):
+        ran_in.append(threading.current_thread().name)
+        real(self)
+
+    monkeypatch.setattr(DatasetWriter, "compact", compact)
+    rec = store.record("j1", compact_every=3, flush_interval=60)
+    for i in range(9):
+        rec.ingest(metrics(msg, "mid_w0_aaaaaa", "mid", T0 + i, 10 * (i + 1)))
+        rec.flush()
+    deadline = time.monotonic() + 10
+    while not ran_in and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ran_in, "a compaction ran"
+    assert all(name.startswith("solstice-compactor") for name in ran_in), ran_in
+    rec.finish("COMPLETED")
+    wm = store.job("j1").table("worker_metrics", columns=["output_records"])
+    assert sorted(wm.column("output_records").to_pylist()) == [10 * (i + 1) for i in range(9)]
