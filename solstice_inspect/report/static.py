@@ -28,8 +28,6 @@ STATUS_COLOURS = {
 }
 #: exception groups listed in static HTML
 MAX_EXCEPTION_GROUPS = 50
-#: points per series in static charts
-STATIC_POINTS = 150
 
 STYLE = (
     "<style>.si-static{font-family:var(--jp-ui-font-family,system-ui,sans-serif);"
@@ -77,6 +75,13 @@ def table_html(df: pd.DataFrame, columns: list[str] | None = None, max_rows: int
     )
 
 
+def _count(value: Any) -> str:
+    """A count with thousands separators ("—" when unknown)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    return f"{round(float(value)):,}"
+
+
 def header_html(head: dict[str, Any]) -> str:
     """The header (``JobSnapshot.header``) as static HTML."""
     colour = STATUS_COLOURS.get(str(head.get("status")), "#555")
@@ -101,9 +106,9 @@ def header_html(head: dict[str, Any]) -> str:
         f"{reason}</h3>"
         f"<p>{started}{'elapsed' if head.get('running') else 'duration'} "
         f"{esc(None if elapsed is None else float(elapsed))} s{progress} · records in "
-        f"{esc(head.get('records_in'))} · out {esc(head.get('records_out'))} · rate out "
-        f"{esc(head.get('rate_out'))} rec/s · workers alive {esc(head.get('workers'))} · "
-        f"exceptions {esc(head.get('exceptions'))}</p>"
+        f"{_count(head.get('records_in'))} · out {_count(head.get('records_out'))} · rate "
+        f"out {esc(head.get('rate_out'))} rec/s · workers alive {_count(head.get('workers'))}"
+        f" · exceptions {_count(head.get('exceptions'))}</p>"
     )
 
 
@@ -192,51 +197,15 @@ def dag_svg(summary: pd.DataFrame, edges: list[tuple[str, str]]) -> str:
     return "".join(parts)
 
 
-def charts_svg(stage_metrics: pd.DataFrame, specs: dict[str, dict[str, Any]]) -> str:
-    """The dashboard's charts (its own Vega-Lite specs, rows inline) as one SVG, drawn
-    offline by vl-convert."""
-    import vl_convert as vlc
-
-    from solstice_inspect.analysis.downsample import downsample
-    from solstice_inspect.charts import CHARTS, series
-
-    panels = []
-    for name in CHARTS:
-        pts = downsample(
-            series(stage_metrics, name), "t", "v", by="stage", max_points=STATIC_POINTS
-        ).dropna(subset=["v"])
-        spec = {k: v for k, v in specs[name].items() if k not in ("$schema", "autosize")}
-        spec["data"] = {
-            "values": [
-                {"t": t, "stage": s, "v": v}
-                for t, s, v in zip(
-                    (pts["t"].astype("datetime64[us, UTC]").astype("int64") // 1000).tolist(),
-                    pts["stage"].tolist(),
-                    pts["v"].round(3).tolist(),
-                )
-            ]
-        }
-        panels.append(spec)
-    schema = next(iter(specs.values()))["$schema"]
-    spec = {"$schema": schema, "concat": panels, "columns": 2,
-            "config": {"background": None}}  # fmt: skip
-    try:
-        return vlc.vegalite_to_svg(spec)
-    except Exception as exc:  # noqa: BLE001 - a fallback must not break display
-        return f"<p>charts unavailable: {esc(str(exc))}</p>"
-
-
 SUMMARY_TABLE = [
     "stage_id", "operator_type", "workers_alive", "input_records", "output_records",
     "output_rate", "queue_lag", "backpressure_level", "skew_ratio",
 ]  # fmt: skip
 
 
-def snapshot_html(
-    snap: JobSnapshot, head: dict[str, Any], *, chart_specs: dict[str, Any] | None = None
-) -> str:
-    """A job as static HTML: header, DAG (SVG), stage table, charts (SVG, when
-    ``chart_specs`` are given), error, exception groups."""
+def snapshot_html(snap: JobSnapshot, head: dict[str, Any], *, charts: bool = True) -> str:
+    """A job as static HTML: header, DAG (SVG), stage table, charts (SVG), error,
+    exception groups."""
     summary = snap.stage_summary()
     parts = [STYLE, "<div class='si-static si-monitor-static'>", header_html(head)]
     if snap.error:
@@ -244,8 +213,10 @@ def snapshot_html(
     if not summary.empty:
         parts.append(dag_svg(summary, snap.dag.edges))
         parts.append(table_html(summary, SUMMARY_TABLE))
-    if chart_specs and not snap.stage_metrics.empty:
-        parts.append(charts_svg(snap.stage_metrics, chart_specs))
+    if charts and not snap.stage_metrics.empty:
+        from solstice_inspect.report.svgcharts import charts_svg
+
+        parts.append(charts_svg(snap.stage_metrics, list(summary["stage_id"])))
     parts.append(exceptions_html(snap.exception_groups()))
     parts.append("</div>")
     return "".join(parts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from solstice_inspect.charts import vega_lite_spec
 from solstice_inspect.report.static import snapshot_html
 
 if TYPE_CHECKING:
@@ -14,7 +13,4 @@ if TYPE_CHECKING:
 
 def job_summary_html(snap: JobSnapshot, *, charts: bool = True) -> str:
     """Header, DAG, stage table, charts and exception groups of a job's model."""
-    from solstice_inspect.charts import CHARTS
-
-    specs = {name: vega_lite_spec(name) for name in CHARTS} if charts else None
-    return snapshot_html(snap, snap.header(now=time.time()), chart_specs=specs)
+    return snapshot_html(snap, snap.header(now=time.time()), charts=charts)

@@ -340,9 +340,7 @@ class JobMonitor(W.VBox):
         no kernel (a saved notebook, nbconvert).
         """
         with self._lock:
-            return static.snapshot_html(
-                self.snapshot, self._header(), chart_specs=self.charts.specs if charts else None
-            )
+            return static.snapshot_html(self.snapshot, self._header(), charts=charts)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}

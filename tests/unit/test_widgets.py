@@ -219,8 +219,11 @@ def test_static_fallback_has_summary_dag_and_chart_svgs(monitor):
     page_html = bundle["text/html"]
     assert "etl_archived" in page_html
     assert "COMPLETED" in page_html
-    assert page_html.count("<svg") >= 2  # the DAG, and the three charts in one SVG
-    assert page_html.count('class="mark-line') >= 3, "line marks drawn in the chart SVG"
+    assert page_html.count("<svg") == 4  # the DAG and the three charts
+    stages = monitor.snapshot.stage_metrics["stage_id"].nunique()
+    assert page_html.count("class='mark-line'") == 3 * stages, "a line per stage per chart"
+    assert "Backpressure ratio per stage" in page_html
+    assert ">100%</text>" in page_html, "the ratio reads as a percentage"
     assert "class='si-dag-svg'" in page_html
     assert XSS not in page_html
     assert "&lt;img src=x onerror=alert(1)&gt;" in page_html
