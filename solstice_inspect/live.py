@@ -21,10 +21,12 @@ True
 
 from __future__ import annotations
 
+import atexit
 import html
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -289,6 +291,7 @@ class LiveJob:
             target=self._run, name=f"solstice-live-{self.job.job_id}", daemon=True
         )
         self._thread.start()
+        _RUNNING.add(self)
         return self
 
     def _run(self) -> None:
@@ -361,6 +364,24 @@ class LiveJob:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: live readers whose thread may run; stopped when the interpreter exits
+_RUNNING: weakref.WeakSet[LiveJob] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running() -> None:
+    """Stop the polling threads at exit.
+
+    One left inside Lance's native code while the interpreter finalises can abort it.
+    """
+    for live in list(_RUNNING):
+        live._stop.set()
+    for live in list(_RUNNING):
+        thread = live._thread
+        if thread is not None:
+            thread.join(timeout=5)
 
 
 def first_attempt(store: Store, job_id: str, wait: float) -> Job:

@@ -9,9 +9,11 @@ it is the last thing a process does.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +131,7 @@ class Recording(FinishOnExit):
             target=self._run, name=f"solstice-recorder-{job_id}", daemon=True
         )
         self._thread.start()
+        _OPEN.add(self)
 
     def __repr__(self) -> str:
         return f"Recording({self.job_id!r}, attempt={self.attempt_id!r}, status={self.status!r})"
@@ -387,6 +390,7 @@ class Recording(FinishOnExit):
             self._close()
 
     def _close(self) -> None:
+        _OPEN.discard(self)
         self._closed = True
         self._stop.set()
         self._wakeup.set()
@@ -431,3 +435,23 @@ def _items(messages: Any) -> Iterable[Any]:
             yield messages  # validate() rejects it with a reason
             return
         yield from iterator
+
+
+#: recordings whose thread still runs; stopped when the interpreter exits
+_OPEN: weakref.WeakSet[Recording] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_open_recordings() -> None:
+    """At exit, write what open recordings hold and stop their threads (no final status:
+    an attempt nobody finished reads as LOST). A daemon thread left inside Lance's
+    native code while the interpreter finalises can abort the process."""
+    for rec in list(_OPEN):
+        try:
+            rec._stop.set()
+            rec._wakeup.set()
+            rec._thread.join(timeout=5)
+            rec.flush()
+            rec._compactor.close()
+        except Exception:  # exiting: log, never raise
+            log.exception("stopping recording %s at exit failed", rec)

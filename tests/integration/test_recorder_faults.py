@@ -99,12 +99,3 @@ def test_worker_crash_mid_split_is_redelivered(ray_cluster, tmp_path):
     assert "actor died" in crashed["reason"].iloc[-1]
     replacement = workers[workers["worker_id"] == result.replacements[0]]
     assert list(replacement["event"]) == ["STARTED", "STOPPED"]
-    # the recorder's own totals — not a re-aggregation here — equal the ground truth:
-    # the crashed split, redelivered, is counted once
-    totals = _stage_totals(result.job)
-    for stage, truth in result.truth.items():
-        assert totals[stage]["input_records"] == truth["input_records"], stage
-        assert totals[stage]["output_records"] == truth["output_records"], stage
-    cat = result.job.catalog_row()
-    assert cat["records_in"] == result.truth["source"]["output_records"]
-    assert cat["records_out"] == result.sink_rows
