@@ -47,6 +47,8 @@ format: venv
 
 bench: venv
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/dashboard_bench.py live --updates 120
+	$(BIN)/python bench/dashboard_bench.py wide --seconds 30
 	$(BIN)/python bench/ui_bench.py
 
 clean:
