@@ -31,7 +31,6 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, cast
 
 import pandas as pd
@@ -44,6 +43,7 @@ from solstice_inspect.analysis.stages import (
     SUMMARY_COLUMNS,
     StageWindows,
     bottleneck,
+    finite,
 )
 from solstice_inspect.schema import FINAL_STATUSES, json_map
 from solstice_inspect.semantics import job_records, sink_written, sources_and_sinks
@@ -85,16 +85,6 @@ _STOPPED = ("STOPPED", "FAILED", "KILLED")
 
 def _rows(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas()
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _epoch(value: Any) -> float | None:
@@ -391,7 +381,7 @@ class JobSnapshot:
             return acc.rate_in_now if sink_reports_nothing else acc.rate_out_now
         row = self.stage_summary().set_index("stage_id").loc[sid]
         value = row["input_rate"] if sink_reports_nothing else row["output_rate"]
-        return _num(value)
+        return finite(value)
 
     def _sum_rates(self, stages: list[str] | None, *, now: bool, sinks: bool) -> float | None:
         if not stages:
@@ -407,7 +397,7 @@ class JobSnapshot:
                 v = (
                     acc.rate_out_now
                     if now
-                    else _num(self.stage_summary().set_index("stage_id").loc[sid, "output_rate"])
+                    else finite(self.stage_summary().set_index("stage_id").loc[sid, "output_rate"])
                 )
             if v is not None:
                 values.append(v)
@@ -439,11 +429,11 @@ class JobSnapshot:
         elif start is not None and end is not None:
             elapsed = end - start
         else:
-            elapsed = _num(cat.get("duration_s"))
+            elapsed = finite(cat.get("duration_s"))
         reason = ""
         if status == "LOST":
             hb = _epoch(cat.get("heartbeat"))
-            every = _num(cat.get("heartbeat_interval_s"))
+            every = finite(cat.get("heartbeat_interval_s"))
             reason = (
                 f"no heartbeat for {now - hb:.0f} s"
                 + (f" (expected every {every:g} s)" if every else "")
@@ -457,18 +447,20 @@ class JobSnapshot:
         totals = self.stage_totals()
         records_in, records_out = job_records(totals, sources, sinks) if totals else (None, None)
         if records_in is None:
-            records_in = _num(cat.get("records_in"))
+            records_in = finite(cat.get("records_in"))
         if records_out is None:
-            records_out = _num(cat.get("records_out"))
+            records_out = finite(cat.get("records_out"))
         if self._acc:
             workers = float(sum(int(a.last["workers_alive"]) for a in self._acc.values() if a.last))
         else:
-            workers = _num(cat.get("workers"))
-        exceptions = float(self._groups.seen) if self._groups.seen else _num(cat.get("exceptions"))
+            workers = finite(cat.get("workers"))
+        exceptions = (
+            float(self._groups.seen) if self._groups.seen else finite(cat.get("exceptions"))
+        )
         running = status == "RUNNING"
         rate_in = self._sum_rates(sources, now=running, sinks=False)
         rate_out = self._sum_rates(sinks, now=running, sinks=True)
-        total = _num(self.config.get("total_records"))
+        total = finite(self.config.get("total_records"))
         progress = eta = None
         if total and records_in is not None:
             progress = min(1.0, records_in / total)
@@ -638,6 +630,6 @@ class JobSnapshot:
         ]
         clean = []
         for label, value, kind in facts:
-            v = _num(value) if kind in ("int", "float") else value
+            v = finite(value) if kind in ("int", "float") else value
             clean.append([label, v, kind])
         return clean

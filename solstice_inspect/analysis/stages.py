@@ -88,7 +88,8 @@ def _floats(column: pd.Series) -> np.ndarray:
     return numbers.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _num(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is missing, not a number, NaN or infinite."""
     if value is None:
         return None
     try:
@@ -215,7 +216,7 @@ class StageWindows:
             ratio = acc.bp_num.value() / acc.bp_den
         else:
             ratio = 1.0 if bool(last["backpressure_active"]) else 0.0
-        skew = _num(last.get("skew_ratio"))
+        skew = finite(last.get("skew_ratio"))
         return {
             "workers_alive": int(last["workers_alive"]),
             "input_records": int(last["input_records"]),

@@ -45,16 +45,10 @@ def _last_valid(series: pd.Series) -> Any:
 
 
 class Store:
-    """A job store: a directory (or object-store URI) of Lance datasets.
+    """The data side of a job store: the catalog, and the attempts of each job.
 
-    Use :func:`solstice_inspect.connect` to get one.
-
-    Examples
-    --------
-    >>> import solstice_inspect as si, tempfile
-    >>> store = si.connect(tempfile.mkdtemp())
-    >>> store.jobs().empty
-    True
+    Users get :class:`solstice_inspect.api.Store` (:func:`solstice_inspect.connect`),
+    which adds recording; this class is what the layers below the API use.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
