@@ -483,7 +483,8 @@ class JobSnapshot:
             "records_out": records_out,
             "rate_in": None if rate_in is None else round(rate_in, 1),
             "rate_out": None if rate_out is None else round(rate_out, 1),
-            "workers": workers,
+            # a LOST attempt's recorder is gone: how many workers live now is unknown
+            "workers": None if status == "LOST" else workers,
             "exceptions": exceptions,
             "bottleneck": bottleneck(summary) if running else None,
         }
