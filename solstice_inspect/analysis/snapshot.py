@@ -83,10 +83,6 @@ WORKER_COLUMNS = [
 _STOPPED = ("STOPPED", "FAILED", "KILLED")
 
 
-def _rows(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas()
-
-
 def _epoch(value: Any) -> float | None:
     if value is None:
         return None
@@ -185,7 +181,7 @@ class JobSnapshot:
             self._stage_ids.append(stage_id)
 
     def _add_job(self, table: pa.Table) -> None:
-        df = _rows(table)
+        df = table.to_pandas()
         for i, row in enumerate(df.to_dict("records")):
             key = (int(row["ts"].value), self._order + i)
             if self._job_key is not None and key < self._job_key:
@@ -216,7 +212,7 @@ class JobSnapshot:
                 self._see_stage(sid)
 
     def _add_stages(self, table: pa.Table) -> None:
-        df = _rows(table)
+        df = table.to_pandas()
         for i, row in enumerate(df.to_dict("records")):
             sid = row["stage_id"]
             self._see_stage(sid)
@@ -235,7 +231,7 @@ class JobSnapshot:
     def _add_stage_metrics(self, table: pa.Table) -> None:
         self._sm_chunks.append(table)
         self._sm_frame = None
-        df = _rows(table)
+        df = table.to_pandas()
         df["_us"] = df["ts"].astype("datetime64[us, UTC]").astype("int64")
         for key, g in df.groupby("stage_id", sort=False):
             sid = str(key)
