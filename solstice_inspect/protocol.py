@@ -157,6 +157,7 @@ PAYLOAD_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
     "split_processed": {
         "stage_id": (_X, True),
         "split_id": (_X, True),
+        "worker_id": (_X, False),
         "parent_split_ids": (_L, False),
         "input_records": (_C, False),
         "output_records": (_C, False),

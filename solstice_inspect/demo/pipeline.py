@@ -243,6 +243,16 @@ class _Driver:
             return
         if slot.stage_id != "source":
             self.queues[slot.stage_id].commit(msg)
+        tel = self.stage_tel.get(slot.stage_id)
+        if tel is not None:  # committed: reported by the stage master, on behalf of the worker
+            tel.split_processed(
+                result["split_id"],
+                result["parent_split_ids"],
+                input_records=result["input_records"],
+                output_records=len(result["records"]),
+                processing_time=result["processing_time"],
+                worker_id=slot.worker_id,
+            )
         t = self.truth[slot.stage_id]
         t["input_records"] += result["input_records"]
         t["output_records"] += len(result["records"])

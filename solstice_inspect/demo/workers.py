@@ -101,13 +101,6 @@ class StageWorker:
                 self.tel.log("WARNING", f"{len(errors)} malformed line(s) skipped in {split_id}")
             if options_slow(self.options) and self.processed == 1:
                 self.tel.log("WARNING", f"slow node: split {split_id} took {elapsed:.3f} s")
-            self.tel.split_processed(
-                out_id,
-                [split_id] if self.stage_id != "source" else [],
-                input_records=n_in,
-                output_records=len(out),
-                processing_time=round(elapsed, 6),
-            )
             self.tel.metrics(
                 input_records=self.input_records,
                 output_records=self.output_records,
@@ -117,11 +110,15 @@ class StageWorker:
             if time.monotonic() - self.last_resources > 2.0:
                 self.last_resources = time.monotonic()
                 self.tel.resources()
+        # the split itself is reported by the driver when it commits it (a stage master's
+        # report survives this worker crashing before its buffered telemetry is sent)
         return {
             "split_id": out_id,
+            "parent_split_ids": [split_id] if self.stage_id != "source" else [],
             "records": out,
             "input_records": n_in,
             "errors": len(errors),
+            "processing_time": round(elapsed, 6),
         }
 
     def _apply(self, records: list[dict[str, Any]], errors: list) -> list[dict[str, Any]]:

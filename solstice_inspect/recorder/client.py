@@ -466,19 +466,25 @@ class Telemetry:
         input_records: int | None = None,
         output_records: int | None = None,
         processing_time: float | None = None,
+        worker_id: str | None = None,
     ) -> None:
-        """One split done, with its parents (lineage)."""
-        self._emit(
-            "split_processed",
-            {
-                "stage_id": self.stage_id,
-                "split_id": split_id,
-                "parent_split_ids": list(parent_split_ids),
-                "input_records": input_records,
-                "output_records": output_records,
-                "processing_time": processing_time,
-            },
-        )
+        """One split done, with its parents (lineage).
+
+        A stage master that commits splits reports each one here on behalf of the worker
+        that processed it (``worker_id``): unlike the worker's own buffered reports,
+        that report survives the worker crashing right after the split.
+        """
+        payload: dict[str, Any] = {
+            "stage_id": self.stage_id,
+            "split_id": split_id,
+            "parent_split_ids": list(parent_split_ids),
+            "input_records": input_records,
+            "output_records": output_records,
+            "processing_time": processing_time,
+        }
+        if worker_id is not None:
+            payload["worker_id"] = worker_id
+        self._emit("split_processed", payload)
 
     def exception(self, exc: BaseException, *, split_id: str | None = None) -> None:
         """An exception: type, message and formatted stack taken from ``exc``."""

@@ -5,7 +5,11 @@ The :class:`Fold` keeps the rules of DESIGN §3:
 - dedupe on ``(source_id, sequence)`` with bounded memory per producer;
 - a worker's cumulative counters are replaced only by a newer report
   (by ``(timestamp, sequence)``), so a late, older report never makes totals regress;
-- stage totals are the sum over every worker ever seen, alive or stopped;
+- stage totals are the sum over every worker ever seen, alive or stopped — or, when
+  larger, the sum over the distinct splits reported processed (a worker that crashed
+  mid-split never sent the counters of the splits it finished since its last
+  rate-limited report; a stage master reporting each committed split covers them), a
+  redelivered split counted once;
   ``workers_alive`` counts workers started and not stopped;
 - job records in / out come from source / sink stages only;
 - rates are deltas of cumulative counters over message time, never negative;
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from solstice_inspect.errors import InvalidMessage
@@ -36,6 +40,9 @@ from solstice_inspect.semantics import fingerprint, job_records, sources_and_sin
 MAX_LOG_LINES_PER_WORKER = 10_000
 #: out-of-order sequences remembered per producer before the window slides
 SEQUENCE_WINDOW = 4_096
+#: split ids remembered per stage to count a redelivered split once: redelivery follows
+#: its failure closely, so a window bounds memory on a long job without missing one
+SPLIT_WINDOW = 65_536
 #: Solstice marks a stage backpressured when input lag > 5000 and clears it below 3500
 BACKPRESSURE_ON_LAG = 5_000
 BACKPRESSURE_OFF_LAG = 3_500
@@ -112,6 +119,10 @@ class _Stage:
         "output",
         "partitions",
         "queue_lag",
+        "split_input",
+        "split_output",
+        "splits_seen",
+        "splits_window",
         "stage_id",
         "status",
         "window",
@@ -127,6 +138,11 @@ class _Stage:
         self.status = "PENDING"
         self.workers: set[str] = set()
         self.input = self.output = 0  # sums of the newest per-worker counters
+        # sums over the distinct splits reported processed (split_processed): they count
+        # what a crashed worker finished but never reported in its rate-limited counters
+        self.split_input = self.split_output = 0
+        self.splits_seen: set[str] = set()  # recent split ids: a redelivery counts once
+        self.splits_window: deque[str] = deque()
         self.msg_workers: int | None = None  # from stage_metrics, when no lifecycle is seen
         self.msg_input: int | None = None
         self.msg_output: int | None = None
@@ -602,18 +618,35 @@ class Fold:
 
     def _on_split_processed(self, env: Envelope, p: dict, ts: float) -> None:
         parents = [str(x) for x in p.get("parent_split_ids") or ()]
+        split_id = p["split_id"]
+        st = self._stage(p["stage_id"])
+        # a stage master may report a committed split on behalf of its worker
+        worker_id = p.get("worker_id") or env.source_id
+        n_in, n_out = _int(p.get("input_records")), _int(p.get("output_records"))
+        status = "PROCESSED"
+        if split_id in st.splits_seen:
+            status = "DUPLICATE"  # processed again (redelivered): stored, counted once
+            self.stats["duplicate_splits"] += 1
+        else:
+            self._touch(st, ts)
+            st.splits_seen.add(split_id)
+            st.splits_window.append(split_id)
+            if len(st.splits_window) > SPLIT_WINDOW:
+                st.splits_seen.discard(st.splits_window.popleft())
+            st.split_input += n_in or 0
+            st.split_output += n_out or 0
         self._emit(
             "lineage",
             (
                 ts,
-                p["split_id"],
+                split_id,
                 parents,
-                p["stage_id"],
-                env.source_id,
-                _int(p.get("input_records")),
-                _int(p.get("output_records")),
+                st.stage_id,
+                worker_id,
+                n_in,
+                n_out,
                 p.get("processing_time"),
-                "PROCESSED",
+                status,
             ),
         )
 
@@ -731,11 +764,14 @@ class Fold:
         return st.msg_workers or 0
 
     def stage_totals(self, st: _Stage) -> tuple[int, int]:
-        """(input, output) of a stage: the sum over its workers, or the stage's own report
-        when that is larger (workers not seen yet) — so a total never falls."""
+        """(input, output) of a stage: the largest of the sum over its workers' counters,
+        the sum over its distinct processed splits and the stage's own report (workers
+        not seen yet) — each can only lag the truth, and a total never falls."""
+        inp = max(st.split_input, st.msg_input or 0)
+        out = max(st.split_output, st.msg_output or 0)
         if st.workers:
-            return max(st.input, st.msg_input or 0), max(st.output, st.msg_output or 0)
-        return st.msg_input or 0, st.msg_output or 0
+            return max(st.input, inp), max(st.output, out)
+        return inp, out
 
     def _skew(self, st: _Stage) -> float | None:
         values = list(st.partitions.values())

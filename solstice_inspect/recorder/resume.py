@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.compute as _pc
 
-from solstice_inspect.recorder.fold import Fold
+from solstice_inspect.recorder.fold import SPLIT_WINDOW, Fold
 from solstice_inspect.schema import JOB_TABLES, SCHEMAS
 from solstice_inspect.store import layout
 from solstice_inspect.store.reader import Job
@@ -130,6 +130,19 @@ def restore(fold: Fold, job: Job) -> Restored:
             st = fold.stages[w.stage_id]
             st.input += w.input
             st.output += w.output
+
+    # splits reported processed: their per-stage sums, and the recent ids (a split
+    # redelivered after the restart is still counted once)
+    lineage = frames["lineage"]
+    if len(lineage):
+        done = lineage[lineage["status"] != "DUPLICATE"].sort_values(["batch", "ts"])
+        for stage_id, g in done.groupby("stage_id", sort=False):
+            st = fold._stage(str(stage_id))
+            st.split_input = int(g["input_records"].fillna(0).sum())
+            st.split_output = int(g["output_records"].fillna(0).sum())
+            recent = g["split_id"].tail(SPLIT_WINDOW).tolist()
+            st.splits_window.extend(recent)
+            st.splits_seen.update(recent)
 
     # stages: where their last window left the rates, lag and backpressure
     for row in _latest(frames["stage_metrics"], ["stage_id"]).to_dict("records"):

@@ -237,7 +237,8 @@ class Recording(FinishOnExit):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """accepted, duplicates, rejected (by reason), truncated, late reports, flushes."""
+        """accepted, duplicates, rejected (by reason), truncated, late reports, splits
+        processed again (counted once), flushes."""
         with self._lock:
             stats = dict(self._fold.stats)
             rejected = dict(self._fold.rejected)
@@ -248,6 +249,7 @@ class Recording(FinishOnExit):
             "rejected_total": sum(rejected.values()),
             "truncated": stats.get("truncated", 0),
             "late_reports": stats.get("late_reports", 0),
+            "duplicate_splits": stats.get("duplicate_splits", 0),
             "logs_capped": stats.get("logs_capped", 0),
             "flushes": self.flushes,
             "write_errors": self.write_errors,

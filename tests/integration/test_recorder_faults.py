@@ -99,3 +99,13 @@ def test_worker_crash_mid_split_is_redelivered(ray_cluster, tmp_path):
     assert "actor died" in crashed["reason"].iloc[-1]
     replacement = workers[workers["worker_id"] == result.replacements[0]]
     assert list(replacement["event"]) == ["STARTED", "STOPPED"]
+    # the recorder's own per-stage totals equal the truth, although the crashed worker
+    # never reported the splits it finished since its last rate-limited report
+    totals = _stage_totals(result.job)
+    for stage, truth in result.truth.items():
+        assert totals[stage]["input_records"] == truth["input_records"], stage
+        assert totals[stage]["output_records"] == truth["output_records"], stage
+    lineage = result.job.lineage()
+    assert len(lineage[lineage["status"] == "PROCESSED"]) == sum(
+        t["splits"] for t in result.truth.values()
+    )

@@ -216,3 +216,63 @@ def test_a_stages_own_totals_never_fall(store, msg):
     mid = sm[sm["stage_id"] == "mid"]
     assert list(mid["input_records"]) == [500, 500, 500, 600, 900]
     assert list(mid["output_records"]) == [400, 400, 400, 450, 800]
+
+
+def _split(msg, reporter, ts, split_id, parents, inp, out, worker=None):
+    payload = {
+        "stage_id": "mid",
+        "split_id": split_id,
+        "parent_split_ids": parents,
+        "input_records": inp,
+        "output_records": out,
+        "processing_time": 0.1,
+    }
+    if worker is not None:
+        payload["worker_id"] = worker
+    return msg("split_processed", reporter, ts, payload)
+
+
+def test_splits_a_crashed_worker_never_reported_count_in_the_stage_totals(store, msg):
+    # mid_w0 finished three splits of 10 records, but its rate-limited counters reported
+    # only the first before it crashed; the stage master reported each committed split
+    w0, w1 = "mid_w0_aaaaaa", "mid_w1_bbbbbb"
+    msgs = [
+        started(msg),
+        msg("worker_started", w0, T0 + 1, {"stage_id": "mid"}),
+        metrics(msg, w0, "mid", T0 + 1.2, 10, 8),
+        *[
+            _split(msg, "mid", T0 + 1 + k * 0.3, f"mid_s{k}", [f"s{k}"], 10, 8, worker=w0)
+            for k in range(3)
+        ],
+        msg("worker_stopped", w0, T0 + 2, {"stage_id": "mid", "reason": "failed: crash"}),
+        # the replacement processes the split that was in flight, and one more
+        msg("worker_started", w1, T0 + 2.1, {"stage_id": "mid"}),
+        _split(msg, "mid", T0 + 2.5, "mid_s3", ["s3"], 10, 7, worker=w1),
+        _split(msg, "mid", T0 + 2.8, "mid_s4", ["s4"], 10, 9, worker=w1),
+        metrics(msg, w1, "mid", T0 + 2.9, 20, 16),
+    ]
+    _rec, job = record(store, msgs)
+    row = last_stage_row(job, "mid")
+    # truth by hand: five splits of 10 in; 8 + 8 + 8 + 7 + 9 out
+    assert (row["input_records"], row["output_records"]) == (50, 40)
+    lineage = job.lineage()
+    assert sorted(lineage["worker_id"]) == [w0, w0, w0, w1, w1]  # on behalf of, not "mid"
+    assert set(lineage["status"]) == {"PROCESSED"}
+
+
+def test_a_redelivered_split_is_stored_twice_and_counted_once(store, msg):
+    w0, w1 = "mid_w0_aaaaaa", "mid_w1_bbbbbb"
+    msgs = [
+        started(msg),
+        _split(msg, w0, T0 + 1, "mid_s0", ["s0"], 10, 10),
+        _split(msg, w0, T0 + 1.5, "mid_s1", ["s1"], 10, 10),
+        # w0 died after finishing s1 but before its commit: s1 is processed again
+        _split(msg, w1, T0 + 2, "mid_s1", ["s1"], 10, 10),
+    ]
+    rec, job = record(store, msgs)
+    row = last_stage_row(job, "mid")
+    assert (row["input_records"], row["output_records"]) == (20, 20)
+    lineage = job.lineage().sort_values("ts")
+    assert list(lineage["status"]) == ["PROCESSED", "PROCESSED", "DUPLICATE"]
+    assert list(lineage["worker_id"]) == [w0, w0, w1]
+    assert rec.stats["duplicate_splits"] == 1

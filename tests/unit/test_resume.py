@@ -72,3 +72,39 @@ def test_a_resumed_recording_continues_the_attempt(store):
     # the model sees the same figures
     head = job.snapshot().header(now=T0 + 10)
     assert (head["records_in"], head["records_out"]) == (400, 390)
+
+
+def _split(ts, split_id, seq):
+    payload = {
+        "stage_id": "read",
+        "split_id": split_id,
+        "parent_split_ids": [],
+        "input_records": 0,
+        "output_records": 100,
+    }
+    return _env("split_processed", "read_w0", ts, payload, seq)
+
+
+def test_a_resumed_recording_keeps_split_totals_and_counts_a_redelivery_once(store):
+    first = store.record("resumed", flush_interval=60)
+    first.ingest(
+        [
+            _env("job_started", "resumed", T0, {"dag_edges": {"read": ["write"]}}, 0),
+            _split(T0 + 1, "read_split_0", 1),
+            _split(T0 + 2, "read_split_1", 2),
+        ]
+    )
+    first.flush()
+    first._stop.set()  # the process dies: no finish
+    first._thread.join()
+
+    second = Recording(store, "resumed", attempt_id=first.attempt_id, resume=True)
+    # split 1 redelivered after the restart, then a new one
+    second.ingest([_split(T0 + 3, "read_split_1", 3), _split(T0 + 4, "read_split_2", 4)])
+    second.finish("COMPLETED")
+    job = store.job("resumed")
+    sm = job.stage_metrics().sort_values(["batch", "ts"], kind="stable")
+    assert sm[sm["stage_id"] == "read"]["output_records"].iloc[-1] == 300
+    assert job.catalog_row()["records_in"] == 300
+    statuses = job.lineage().sort_values("ts")["status"].tolist()
+    assert statuses == ["PROCESSED", "PROCESSED", "DUPLICATE", "PROCESSED"]
