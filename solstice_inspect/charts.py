@@ -24,7 +24,15 @@ if TYPE_CHECKING:
 
     from solstice_inspect.store.reader import Job
 
-__all__ = ["CHARTS", "backpressure", "queue_lag", "series", "throughput", "vega_lite_spec"]
+__all__ = [
+    "CHARTS",
+    "backpressure",
+    "queue_lag",
+    "series",
+    "throughput",
+    "timeline",
+    "vega_lite_spec",
+]
 
 #: chart name -> (stage_metrics column, title, y axis title)
 CHARTS: dict[str, tuple[str, str, str]] = {
@@ -174,6 +182,143 @@ def vega_lite_spec(chart: str) -> dict[str, Any]:
     # rows arrive after the first layout: re-fit axes and legend on every update
     spec["autosize"] = {"type": "pad", "resize": True}
     return spec
+
+
+#: bar colour per way a worker ended (RUNNING, STOPPED, FAILED, KILLED, LOST)
+_ENDING_COLOURS = ["#4c78a8", "#9aa5b1", "#e45756", "#f58518", "#b279a2"]
+
+
+def _iso(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def timeline(job: Job, *, max_workers: int = 200) -> alt.LayerChart:
+    """Worker lifetimes per stage as a Gantt chart, coloured by how each worker ended.
+
+    Over the bars: backpressure spans (an amber band in a lane per stage), failures
+    (red crosses), restarts (triangles) and checkpoints (vertical rules; dashed red
+    when failed). The rows behind it are
+    :func:`solstice_inspect.analysis.timeline.worker_spans` and
+    :func:`~solstice_inspect.analysis.timeline.marks`.
+
+    Parameters
+    ----------
+    job
+        A job (running or archived).
+    max_workers
+        At most this many worker lanes: failed and killed workers first, then lost
+        ones, then the longest-lived; the title says how many were left out.
+
+    Examples
+    --------
+    >>> si.charts.timeline(job).properties(width=900)   # doctest: +SKIP
+    """
+    from solstice_inspect.analysis.timeline import (
+        ENDINGS,
+        backpressure_spans,
+        marks,
+        worker_spans,
+    )
+
+    alt = _altair()
+    info = job.info
+    running = job.status == "RUNNING"
+    end = info.get("end_time")
+    if end is None or pd.isna(end) or running:
+        end = pd.Timestamp.now(tz="UTC")
+    workers = job.workers()
+    reports = job.worker_metrics(columns=["ts", "worker_id", "stage_id"])
+    spans = worker_spans(workers, reports, end=end, running=running)
+    total = len(spans)
+    if total > max_workers:
+        rank = spans["ended"].map({"FAILED": 0, "KILLED": 0, "LOST": 1}).fillna(2)
+        order = spans.assign(_rank=rank, _len=spans["start"] - spans["end"])
+        keep = order.sort_values(["_rank", "_len"], kind="stable").head(max_workers).index
+        spans = spans.loc[sorted(keep)]
+    spans = spans.assign(
+        lane=spans["stage_id"].fillna("?") + " · " + spans["worker_id"],
+        start=_iso(spans["start"]),
+        end=_iso(spans["end"]),
+    )
+    lanes = list(spans["lane"])
+    bp = backpressure_spans(job.events(), end=end)
+    bp = bp.assign(
+        lane=bp["stage_id"] + " · backpressure", start=_iso(bp["start"]), end=_iso(bp["end"])
+    )
+    # stages in pipeline order, then any that only reported
+    seen = set(spans["stage_id"].fillna("?")) | set(bp["stage_id"])
+    stage_order = [s for s in job.dag.topological_order() if s in seen]
+    stage_order += sorted(seen - set(stage_order))
+    bp_lanes = [f"{s} · backpressure" for s in stage_order if s in set(bp["stage_id"])]
+    # lanes grouped by stage: the stage's backpressure lane above its workers
+    order = []
+    for stage in stage_order:
+        order += [x for x in bp_lanes if x.startswith(f"{stage} · ")]
+        order += [x for x in lanes if x.startswith(f"{stage} · ")]
+    points = marks(workers, job.events(), job.checkpoints())
+    points = points.assign(
+        ts=_iso(points["ts"]),
+        lane=points["stage_id"].fillna("?") + " · " + points["worker_id"].fillna(""),
+    )
+    y = alt.Y("lane:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
+    title = "Workers over time"
+    if total > len(spans):
+        title += f" ({len(spans):,} of {total:,} workers: failed first, then longest)"
+    bars = (
+        alt.Chart(spans)
+        .mark_bar(height={"band": 0.7})
+        .encode(
+            x=alt.X("start:T", title="time"),  # Vega's own multi-scale tick format
+            x2="end:T",
+            y=y,
+            color=alt.Color(
+                "ended:N",
+                title="ended",
+                scale=alt.Scale(domain=ENDINGS, range=_ENDING_COLOURS),
+            ),
+            tooltip=["worker_id", "stage_id", "ended", "reason", "start:T", "end:T"],
+        )
+    )
+    layers = [bars]
+    if len(bp):
+        layers.append(
+            alt.Chart(bp)
+            .mark_bar(color="#f2a900", opacity=0.6, height={"band": 0.7})
+            .encode(x="start:T", x2="end:T", y=y, tooltip=["stage_id", "start:T", "end:T"])
+        )
+    on_lanes = points[points["kind"].isin(["failure", "restart"]) & points["lane"].isin(order)]
+    if len(on_lanes):
+        layers.append(
+            alt.Chart(on_lanes)
+            .mark_point(filled=True, size=70, color="#b00020")
+            .encode(
+                x="ts:T",
+                y=y,
+                shape=alt.Shape("kind:N", title="mark"),
+                tooltip=["kind", "label", "ts:T"],
+            )
+        )
+    rules = points[~points["lane"].isin(order)]
+    if len(rules):
+        layers.append(
+            alt.Chart(rules)
+            .mark_rule(strokeDash=[4, 3], strokeOpacity=0.8)
+            .encode(
+                x="ts:T",
+                color=alt.Color(
+                    "kind:N",
+                    title="rule",
+                    scale=alt.Scale(
+                        domain=["checkpoint", "checkpoint_failed", "restart"],
+                        range=["#2ca02c", "#e45756", "#7f3fbf"],
+                    ),
+                ),
+                tooltip=["kind", "label", "ts:T"],
+            )
+        )
+    height = max(60, min(14 * len(order), 2800))
+    chart = alt.layer(*layers).properties(title=title, width=720, height=height)
+    return chart.resolve_scale(color="independent")
 
 
 def svg(chart: alt.Chart) -> str:
