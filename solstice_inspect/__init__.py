@@ -53,6 +53,7 @@ __all__ = [
     "job_monitor",
     "jobs",
     "running_jobs",
+    "sql",
     "widgets",
 ]
 
@@ -80,6 +81,27 @@ def __getattr__(name: str) -> Any:
     value = imported if module.endswith(f".{name}") else getattr(imported, name)
     globals()[name] = value
     return value
+
+
+def sql(
+    query: str,
+    *,
+    store: Store | str | None = None,
+    jobs: Any = None,
+    latest: bool = False,
+) -> Any:
+    """A DuckDB SQL query over every job's tables (``job_id``/``attempt_id`` columns).
+
+    See :func:`solstice_inspect.store.sql.sql`; needs ``pip install
+    'solstice_inspect[sql]'``.
+
+    Examples
+    --------
+    >>> si.sql("select job_id, count(*) from exceptions group by job_id")  # doctest: +SKIP
+    """
+    from solstice_inspect.store.sql import sql as _sql
+
+    return _sql(query, store=_store(store), jobs=jobs, latest=latest)
 
 
 def jobs(*, all_attempts: bool = False, store: Store | str | None = None) -> Any:
