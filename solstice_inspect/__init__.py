@@ -52,6 +52,7 @@ __all__ = [
     "job",
     "job_monitor",
     "jobs",
+    "report",
     "running_jobs",
     "sql",
     "widgets",
@@ -81,6 +82,43 @@ def __getattr__(name: str) -> Any:
     value = imported if module.endswith(f".{name}") else getattr(imported, name)
     globals()[name] = value
     return value
+
+
+# The package solstice_inspect.report is imported here, before the function ``report``
+# below is defined: importing a submodule sets it as an attribute of its parent package
+# the first time only, so the function keeps the name ``si.report`` for good.
+import solstice_inspect.report  # noqa: E402, F401
+
+
+def report(
+    job: Job | str,
+    *,
+    attempt: str | int | None = None,
+    store: Store | str | None = None,
+    timeline: bool = True,
+) -> Any:
+    """A self-contained, offline HTML report of one job: ``.save(path)``, shown inline.
+
+    Header, DAG, stage table, charts, timeline, exception groups, checkpoints, failures
+    and configuration, in one file that loads nothing from anywhere.
+
+    Parameters
+    ----------
+    job
+        A :class:`Job`, or a job id (its latest attempt, or ``attempt``).
+    timeline
+        Draw the worker timeline (an SVG of up to 200 worker lanes).
+
+    Examples
+    --------
+    >>> si.report("etl_001").save("etl_001.html")  # doctest: +SKIP
+    PosixPath('etl_001.html')
+    """
+    from solstice_inspect.report.document import Report
+
+    if isinstance(job, str):
+        job = _store(store).job(job, attempt=attempt)
+    return Report(job, timeline=timeline)
 
 
 def sql(

@@ -192,6 +192,30 @@ def _iso(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def timeline_lanes(job: Job, *, max_workers: int = 200) -> Any:
+    """The rows of a job's timeline laid out in lanes.
+
+    A :class:`~solstice_inspect.analysis.timeline.Lanes`: what :func:`timeline` and the
+    saved report's SVG timeline draw.
+    """
+    from solstice_inspect.analysis.timeline import backpressure_spans, lanes, marks, worker_spans
+
+    running = job.status == "RUNNING"
+    end = job.info.get("end_time")
+    if end is None or pd.isna(end) or running:
+        end = pd.Timestamp.now(tz="UTC")
+    workers = job.workers()
+    events = job.events()
+    reports = job.worker_metrics(columns=["ts", "worker_id", "stage_id"])
+    return lanes(
+        worker_spans(workers, reports, end=end, running=running),
+        backpressure_spans(events, end=end),
+        marks(workers, events, job.checkpoints()),
+        stage_order=job.dag.topological_order(),
+        max_workers=max_workers,
+    )
+
+
 def timeline(job: Job, *, max_workers: int = 200) -> alt.LayerChart:
     """Worker lifetimes per stage as a Gantt chart, coloured by how each worker ended.
 
@@ -213,53 +237,16 @@ def timeline(job: Job, *, max_workers: int = 200) -> alt.LayerChart:
     --------
     >>> si.charts.timeline(job).properties(width=900)   # doctest: +SKIP
     """
-    from solstice_inspect.analysis.timeline import (
-        ENDINGS,
-        backpressure_spans,
-        marks,
-        worker_spans,
-    )
+    from solstice_inspect.analysis.timeline import ENDINGS
 
     alt = _altair()
-    info = job.info
-    running = job.status == "RUNNING"
-    end = info.get("end_time")
-    if end is None or pd.isna(end) or running:
-        end = pd.Timestamp.now(tz="UTC")
-    workers = job.workers()
-    reports = job.worker_metrics(columns=["ts", "worker_id", "stage_id"])
-    spans = worker_spans(workers, reports, end=end, running=running)
-    total = len(spans)
-    if total > max_workers:
-        rank = spans["ended"].map({"FAILED": 0, "KILLED": 0, "LOST": 1}).fillna(2)
-        order = spans.assign(_rank=rank, _len=spans["start"] - spans["end"])
-        keep = order.sort_values(["_rank", "_len"], kind="stable").head(max_workers).index
-        spans = spans.loc[sorted(keep)]
-    spans = spans.assign(
-        lane=spans["stage_id"].fillna("?") + " · " + spans["worker_id"],
-        start=_iso(spans["start"]),
-        end=_iso(spans["end"]),
+    laid = timeline_lanes(job, max_workers=max_workers)
+    order, total = laid.order, laid.total_workers
+    spans = laid.spans.assign(start=_iso(laid.spans["start"]), end=_iso(laid.spans["end"]))
+    bp = laid.backpressure.assign(
+        start=_iso(laid.backpressure["start"]), end=_iso(laid.backpressure["end"])
     )
-    lanes = list(spans["lane"])
-    bp = backpressure_spans(job.events(), end=end)
-    bp = bp.assign(
-        lane=bp["stage_id"] + " · backpressure", start=_iso(bp["start"]), end=_iso(bp["end"])
-    )
-    # stages in pipeline order, then any that only reported
-    seen = set(spans["stage_id"].fillna("?")) | set(bp["stage_id"])
-    stage_order = [s for s in job.dag.topological_order() if s in seen]
-    stage_order += sorted(seen - set(stage_order))
-    bp_lanes = [f"{s} · backpressure" for s in stage_order if s in set(bp["stage_id"])]
-    # lanes grouped by stage: the stage's backpressure lane above its workers
-    order = []
-    for stage in stage_order:
-        order += [x for x in bp_lanes if x.startswith(f"{stage} · ")]
-        order += [x for x in lanes if x.startswith(f"{stage} · ")]
-    points = marks(workers, job.events(), job.checkpoints())
-    points = points.assign(
-        ts=_iso(points["ts"]),
-        lane=points["stage_id"].fillna("?") + " · " + points["worker_id"].fillna(""),
-    )
+    points = laid.marks.assign(ts=_iso(laid.marks["ts"]))
     y = alt.Y("lane:N", sort=order, title=None, axis=alt.Axis(labelLimit=260))
     title = "Workers over time"
     if total > len(spans):

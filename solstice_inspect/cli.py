@@ -173,6 +173,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from solstice_inspect.report.document import Report
+
+    job = _store(args).job(args.job_id, attempt=args.attempt)
+    path = Report(job, timeline=not args.no_timeline).save(args.output or f"{job.job_id}.html")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): open it in any browser, offline")
+    return 0
+
+
 SHOW_STAGE_COLUMNS = [
     "stage_id",
     "operator_type",
@@ -221,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id")
     p.add_argument("--attempt", default=None, help="attempt id (default: the latest)")
     p.set_defaults(func=cmd_show)
+    p = add("report", "Save a self-contained, offline HTML report of one job.")
+    p.add_argument("job_id")
+    p.add_argument("--attempt", default=None, help="attempt id (default: the latest)")
+    p.add_argument("-o", "--output", default=None, help="file (default: JOB_ID.html)")
+    p.add_argument("--no-timeline", action="store_true", help="leave the worker timeline out")
+    p.set_defaults(func=cmd_report)
     _add_more(sub, add)
     return parser
 

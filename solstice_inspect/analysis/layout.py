@@ -40,10 +40,16 @@ def node_data(stage: dict[str, Any]) -> tuple[dict[str, Any], str]:
     ...     "backpressure_level": "HIGH"})
     >>> data["label"], classes
     ('parse · JsonParse\\n2/4 workers\\n1234 rec/s', 'high')
+    >>> node_data({"stage_id": "sink", "operator_type": float("nan")})[0]["label"][:5]
+    'sink\\n'
     """
     level = str(stage.get("backpressure_level") or "OK")
+    op = stage.get("operator_type")
+    # a stage that never declared its operator (NaN from pandas) shows its id alone
+    known = isinstance(op, str) and op != ""
+    name = f"{stage['stage_id']} · {op}" if known else str(stage["stage_id"])
     label = (
-        f"{stage['stage_id']} · {stage.get('operator_type') or '?'}\n"
+        f"{name}\n"
         f"{fmt_count(stage.get('workers_alive'))}/"
         f"{fmt_count(stage.get('max_parallelism'))} workers\n"
         f"{fmt_count(stage.get('display_rate', stage.get('output_rate_now')))} rec/s"

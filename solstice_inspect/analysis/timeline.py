@@ -8,9 +8,11 @@ both; a user can query them directly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
-__all__ = ["ENDINGS", "backpressure_spans", "marks", "worker_spans"]
+__all__ = ["ENDINGS", "Lanes", "backpressure_spans", "lanes", "marks", "worker_spans"]
 
 #: how a worker's bar ends, in legend order
 ENDINGS = ["RUNNING", "STOPPED", "FAILED", "KILLED", "LOST"]
@@ -196,3 +198,60 @@ def marks(workers: pd.DataFrame, events: pd.DataFrame, checkpoints: pd.DataFrame
     out = pd.concat(parts, ignore_index=True)
     out["ts"] = pd.to_datetime(out["ts"], utc=True)
     return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class Lanes:
+    """What a timeline draws: worker bars, backpressure bands and marks, each with its
+    ``lane`` label, the lanes in drawing order, and how many workers there were."""
+
+    spans: pd.DataFrame
+    backpressure: pd.DataFrame
+    marks: pd.DataFrame
+    order: list[str]
+    total_workers: int
+
+
+def lanes(
+    spans: pd.DataFrame,
+    bp: pd.DataFrame,
+    points: pd.DataFrame,
+    *,
+    stage_order: list[str],
+    max_workers: int = 200,
+) -> Lanes:
+    """Lay the rows out in lanes: stages in ``stage_order`` (then any others by name),
+    each stage's backpressure lane above its workers; at most ``max_workers`` worker
+    lanes — failed and killed first, then lost, then the longest-lived.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime([0, 5], unit="s", utc=True)
+    >>> spans = pd.DataFrame({"worker_id": ["w0", "w1"], "stage_id": ["b", "a"],
+    ...     "start": t, "end": t, "ended": ["STOPPED", "FAILED"], "reason": [None, None]})
+    >>> none = pd.DataFrame(columns=["stage_id", "start", "end"])
+    >>> pts = pd.DataFrame(columns=["ts", "kind", "stage_id", "worker_id", "label"])
+    >>> lanes(spans, none, pts, stage_order=["a", "b"]).order
+    ['a · w1', 'b · w0']
+    """
+    total = len(spans)
+    if total > max_workers:
+        rank = spans["ended"].map({"FAILED": 0, "KILLED": 0, "LOST": 1}).fillna(2)
+        ranked = spans.assign(_rank=rank, _len=spans["start"] - spans["end"])
+        keep = ranked.sort_values(["_rank", "_len"], kind="stable").head(max_workers).index
+        spans = spans.loc[sorted(keep)]
+    spans = spans.assign(lane=spans["stage_id"].fillna("?") + " · " + spans["worker_id"])
+    bp = bp.assign(lane=bp["stage_id"].astype(str) + " · backpressure")
+    seen = set(spans["stage_id"].fillna("?")) | set(bp["stage_id"])
+    stages = [s for s in stage_order if s in seen] + sorted(seen - set(stage_order))
+    worker_lanes = list(spans["lane"])
+    bp_lanes = set(bp["lane"])
+    order: list[str] = []
+    for stage in stages:
+        if f"{stage} · backpressure" in bp_lanes:
+            order.append(f"{stage} · backpressure")
+        order += [x for x in worker_lanes if x.startswith(f"{stage} · ")]
+    points = points.assign(
+        lane=points["stage_id"].fillna("?") + " · " + points["worker_id"].fillna("")
+    )
+    return Lanes(spans, bp, points, order, total)
