@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect.ray_tools import running_jobs
     from solstice_inspect.recorder.actor import JobRecorder
     from solstice_inspect.recorder.client import Telemetry
-    from solstice_inspect.widgets import job_monitor
+    from solstice_inspect.widgets import job_browser, job_monitor
 
 logging.getLogger("solstice_inspect").addHandler(logging.NullHandler())
 
@@ -50,6 +50,7 @@ __all__ = [
     "connect",
     "envelope",
     "job",
+    "job_browser",
     "job_monitor",
     "jobs",
     "report",
@@ -66,6 +67,7 @@ _LAZY = {
     "running_jobs": "solstice_inspect.ray_tools",
     # the widgets load on first use too (importing anywidget/ipywidgets takes ~0.5 s)
     "job_monitor": "solstice_inspect.widgets",
+    "job_browser": "solstice_inspect.widgets",
     "widgets": "solstice_inspect.widgets",
     "charts": "solstice_inspect.charts",
     "JobSnapshot": "solstice_inspect.analysis.snapshot",

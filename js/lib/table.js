@@ -26,8 +26,19 @@ function cellClass(type) {
 const nonEmpty = (filters) =>
   Object.fromEntries(Object.entries(filters).filter(([, v]) => v != null && String(v) !== ""));
 
+// A row as JSON can carry it: 64-bit integers as numbers, anything else odd as text.
+function plainRow(row) {
+  const out = {};
+  for (const [k, v] of Object.entries(row)) {
+    out[k] = typeof v === "bigint" ? Number(v)
+      : v == null || typeof v === "number" || typeof v === "string" || typeof v === "boolean" ? v
+      : String(v);
+  }
+  return out;
+}
+
 export class TableView {
-  // host: {pager, onLink(link, row)}; meta: tables[name] from the kernel.
+  // host: {pager, onLink(link, row), send(msg)}; meta: tables[name] from the kernel.
   constructor(name, meta, host) {
     this.name = name;
     this.host = host;
@@ -334,6 +345,8 @@ export class TableView {
     if (this.selected && this.selected.index === this.offset + i) this.closeDetail();
     else this.openDetail(row, this.offset + i);
     if (this.meta.link) this.host.onLink(this.meta.link, row);
+    // the kernel asked to hear of clicks on this table (a job browser, a worker row)
+    if (this.meta.clicks && this.host.send) this.host.send({ type: "row", table: this.name, row: plainRow(row) });
   }
 
   markSelected() {

@@ -11,7 +11,7 @@ class Tables {
     this.model = model;
     this.pager = new Pager(model);
     this.views = new Map();
-    this.host = { pager: this.pager, onLink };
+    this.host = { pager: this.pager, onLink, send: (msg) => model.send(msg) };
   }
 
   sync() {

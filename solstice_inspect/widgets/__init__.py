@@ -2,13 +2,15 @@
 Lance or call Ray themselves.
 
 - :func:`job_monitor` — the live dashboard of a job;
+- :func:`job_browser` — every job of a store: filters, live statuses, click → monitor;
 - :class:`Table` — a paged, sortable, filterable table of any Arrow table, DataFrame or
   query, paged in the kernel like the dashboard's own tables.
 """
 
 from __future__ import annotations
 
+from solstice_inspect.widgets.browser import JobBrowser, job_browser
 from solstice_inspect.widgets.monitor import JobMonitor, job_monitor
 from solstice_inspect.widgets.tables import Table
 
-__all__ = ["JobMonitor", "Table", "job_monitor"]
+__all__ = ["JobBrowser", "JobMonitor", "Table", "job_browser", "job_monitor"]

@@ -314,9 +314,12 @@ class JobMonitor(W.VBox):
 
     def close(self) -> None:
         """Stop following the job and close every child widget."""
-        self._stop_live()
-        for w in (self.header, self.dag, self.charts, self.tabs, self.errors):
-            w.close()
+        if hasattr(self, "live"):  # not when the constructor failed half-way
+            self._stop_live()
+        for name in ("header", "dag", "charts", "tabs", "errors"):
+            child = getattr(self, name, None)
+            if child is not None:
+                child.close()
         super().close()
 
     @contextlib.contextmanager

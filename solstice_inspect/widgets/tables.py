@@ -34,6 +34,7 @@ class PagedTables(anywidget.AnyWidget):
         self._pagers: dict[str, Pager] = {}
         self._meta: dict[str, dict[str, Any]] = {}
         self._columns: dict[str, list[dict[str, str]]] = {}
+        self._clicks: dict[str, Any] = {}
         self.pages_sent = 0
         self.on_msg(self._on_msg)
 
@@ -49,9 +50,14 @@ class PagedTables(anywidget.AnyWidget):
         sort: dict[str, Any] | None = None,
         filters: dict[str, str] | None = None,
         link: dict[str, str] | None = None,
+        on_click: Any = None,
         send: bool = True,
     ) -> Pager:
-        """Serve ``source`` (a table, DataFrame, or a callable returning one) as ``name``."""
+        """Serve ``source`` (a table, DataFrame, or a callable returning one) as ``name``.
+
+        ``on_click(row)`` is called with the clicked row (a dict of its values as shown:
+        times as epoch seconds) when the user clicks one.
+        """
         pager = Pager(source)
         self._pagers[name] = pager
         self._columns.pop(name, None)
@@ -64,6 +70,9 @@ class PagedTables(anywidget.AnyWidget):
             meta["filters"] = filters
         if link:
             meta["link"] = link
+        if on_click is not None:
+            meta["clicks"] = True
+            self._clicks[name] = on_click
         self._meta[name] = meta
         if send:
             self.sync_tables()
@@ -118,9 +127,28 @@ class PagedTables(anywidget.AnyWidget):
 
     # ------------------------------------------------------------------ messages
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, dict) or content.get("type") != "page":
+        if not isinstance(content, dict):
             return
-        self.answer(content)
+        if content.get("type") == "page":
+            self.answer(content)
+        elif content.get("type") == "row":
+            self.clicked(content)
+
+    def clicked(self, message: dict[str, Any]) -> None:
+        """A row click from the front end: ``{"type": "row", "table", "row": {...}}``.
+
+        The table's ``on_click`` runs here; its errors show in the view's error area
+        (a callback's exception in a kernel thread is otherwise invisible).
+        """
+        callback = self._clicks.get(str(message.get("table")))
+        row = message.get("row")
+        if callback is None or not isinstance(row, dict):
+            return
+        try:
+            callback(row)
+        except Exception as exc:
+            log.exception("click on %s failed", message.get("table"))
+            self.error = f"{type(exc).__name__}: {exc}"
 
     def answer(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
         """Answer one page request (and send the answer); returned for tests."""
@@ -189,6 +217,9 @@ class Table(PagedTables):
         Shown above the table.
     page_size
         Rows per page (the front end lets the user change it).
+    on_click
+        Called with the clicked row (a dict of its values as shown; times as epoch
+        seconds) when the user clicks one.
 
     Examples
     --------
@@ -202,10 +233,12 @@ class Table(PagedTables):
     1
     """
 
-    def __init__(self, data: Any, *, title: str = "table", page_size: int = 25) -> None:
+    def __init__(
+        self, data: Any, *, title: str = "table", page_size: int = 25, on_click: Any = None
+    ) -> None:
         super().__init__(part="table")
         self.name = title
-        self.add_table(title, data, title=title, page_size=page_size)
+        self.add_table(title, data, title=title, page_size=page_size, on_click=on_click)
 
     def refresh(self, data: Any = None) -> None:
         """Re-read the rows (re-run the query, or take ``data``); the view re-asks."""
