@@ -39,6 +39,7 @@ import pyarrow.compute as _pc
 
 from solstice_inspect.analysis.exceptions import ExceptionGroups
 from solstice_inspect.analysis.stages import (
+    SKEW_THRESHOLD,
     SPARK_POINTS,
     SUMMARY_COLUMNS,
     StageWindows,
@@ -578,7 +579,16 @@ class JobSnapshot:
             if stage_id is None or key[0] == stage_id
         ]
         df = pd.DataFrame(rows, columns=cols)
-        return df.sort_values(["stage_id", "partition_id"], kind="stable").reset_index(drop=True)
+        df = df.sort_values(["stage_id", "partition_id"], kind="stable").reset_index(drop=True)
+        # skew per partition: its lag over its stage's mean lag; > 2 is flagged (DESIGN §5)
+        lag = pd.Series(pd.to_numeric(df["lag"], errors="coerce"), dtype=float)
+        stage = pd.Series(df["stage_id"])
+        mean = pd.Series(lag.groupby(stage).transform("mean"), dtype=float)
+        ratio = (lag / mean).where(mean > 0)
+        count = pd.Series(stage.map(stage.value_counts()), dtype=float)
+        df["lag_vs_mean"] = ratio.round(2)
+        df["flagged"] = (ratio > SKEW_THRESHOLD) & (count >= 2)
+        return df
 
     @property
     def stage_metrics(self) -> pd.DataFrame:
@@ -593,6 +603,46 @@ class JobSnapshot:
                 frame = pd.DataFrame()
             self._sm_frame = frame
         return frame
+
+    def _evidence(self, stage_id: str, summary: pd.DataFrame) -> list[list[Any]]:
+        """Why a stage looks slow.
+
+        Its flagged partitions, since when it has been backpressured, and whether it is
+        the job's bottleneck.
+        """
+        out: list[list[Any]] = []
+        parts = self.partitions(stage_id)
+        flagged: pd.DataFrame = parts.loc[parts["flagged"].astype(bool)]
+        if len(parts) >= 2:
+            shown = ", ".join(
+                f"{p.partition_id} (lag {int(p.lag):,}, {p.lag_vs_mean:.1f}x mean)"
+                for p in flagged.sort_values("lag", ascending=False).head(5).itertuples()
+            )
+            more = f" +{len(flagged) - 5} more" if len(flagged) > 5 else ""
+            text = f"{len(flagged)} of {len(parts)}" + (f": {shown}{more}" if shown else "")
+            out.append(["flagged partitions (lag > 2x mean)", text, "string"])
+        sm = self.stage_metrics
+        if not sm.empty and "backpressure_active" in sm:
+            mine = sm.loc[sm["stage_id"] == stage_id, ["ts", "backpressure_active"]]
+            active = mine["backpressure_active"].fillna(False).astype(bool).to_numpy()
+            if len(active) and active[-1]:
+                # the start of the current run of backpressured windows
+                calm = (~active).nonzero()[0]
+                first = int(calm[-1]) + 1 if len(calm) else 0
+                out.append(["backpressured since", mine["ts"].iloc[first].timestamp(), "time"])
+        neck = bottleneck(summary)
+        if neck is not None:
+            if neck == stage_id:
+                s = summary[summary["stage_id"] == stage_id].iloc[0]
+                why = (
+                    f"yes: most downstream backpressured stage ({s['backpressure_level']})"
+                    if s["backpressure_level"] in ("LOW", "HIGH")
+                    else "yes: largest input queue lag, nothing backpressured"
+                )
+            else:
+                why = f"no: {neck} is"
+            out.append(["bottleneck", why, "string"])
+        return out
 
     def stage_facts(self, stage_id: str) -> list[list[Any]]:
         """The selected stage's figures as ``[label, value, type]`` rows (stage detail)."""
@@ -625,6 +675,7 @@ class JobSnapshot:
             ["backpressure ratio", s.get("backpressure_ratio"), "float"],
             ["skew ratio", s.get("skew_ratio"), "float"],
         ]
+        facts += self._evidence(stage_id, summary)
         clean = []
         for label, value, kind in facts:
             v = finite(value) if kind in ("int", "float") else value

@@ -228,3 +228,45 @@ def test_real_solstice_semantics(store):
     facts = {label: value for label, value, _ in snap.stage_facts("write")}
     assert facts["records written (sink)"] == 300
     assert job.info["duration_ms"] == 2500.5
+
+
+def test_stage_detail_names_flagged_partitions_and_backpressure_since(store):
+    t0 = 1_764_331_200.0
+    seq = iter(range(100))
+
+    def env(mtype, source, ts, payload):
+        return si.envelope(mtype, "evid", source, ts, payload, next(seq))
+
+    lags = {"0": 100, "1": 100, "2": 900}  # mean 366.7: partition 2 is 2.45x
+    parts = {
+        p: {"latest_offset": 1000 + v, "committed_offset": 1000, "lag": v} for p, v in lags.items()
+    }
+    msgs = [env("job_started", "evid", t0, {"dag_edges": {"read": ["embed"]}})]
+    for k, active in enumerate([False, True, False, True, True]):
+        msgs.append(
+            env(
+                "stage_metrics",
+                "embed",
+                t0 + 1 + k,
+                {
+                    "worker_count": 2,
+                    "backpressure_active": active,
+                    "queue_lag": 1100,
+                    "partition_metrics": parts,
+                },
+            )
+        )
+    with si.connect(store.root).record("evid") as rec:
+        rec.ingest(msgs)
+    snap = store.job("evid").snapshot()
+    p = snap.partitions("embed").set_index("partition_id")
+    assert p["flagged"].tolist() == [False, False, True]
+    assert p.loc["2", "lag_vs_mean"] == round(900 / (1100 / 3), 2)
+    facts = {label: value for label, value, _ in snap.stage_facts("embed")}
+    assert facts["flagged partitions (lag > 2x mean)"] == "1 of 3: 2 (lag 900, 2.5x mean)"
+    # backpressured in the windows at t0+4 and t0+5 (the run after the calm one at t0+3)
+    assert facts["backpressured since"] == t0 + 4
+    assert facts["bottleneck"].startswith("yes: most downstream backpressured stage")
+    assert {label: value for label, value, _ in snap.stage_facts("read")}["bottleneck"] == (
+        "no: embed is"
+    )
