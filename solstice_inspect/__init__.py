@@ -28,10 +28,12 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect.recorder.actor import JobRecorder
     from solstice_inspect.recorder.client import Telemetry
     from solstice_inspect.widgets import job_browser, job_monitor
+    from solstice_inspect.widgets.compare import Comparison, compare
 
 logging.getLogger("solstice_inspect").addHandler(logging.NullHandler())
 
 __all__ = [
+    "Comparison",
     "Dag",
     "InspectError",
     "InvalidMessage",
@@ -47,12 +49,15 @@ __all__ = [
     "__version__",
     "attach",
     "charts",
+    "compare",
     "connect",
     "envelope",
+    "history",
     "job",
     "job_browser",
     "job_monitor",
     "jobs",
+    "regressions",
     "report",
     "running_jobs",
     "sql",
@@ -71,6 +76,8 @@ _LAZY = {
     "widgets": "solstice_inspect.widgets",
     "charts": "solstice_inspect.charts",
     "JobSnapshot": "solstice_inspect.analysis.snapshot",
+    "compare": "solstice_inspect.widgets",
+    "Comparison": "solstice_inspect.widgets",
 }
 
 
@@ -159,6 +166,67 @@ def jobs(*, all_attempts: bool = False, store: Store | str | None = None) -> Any
 def job(job_id: str, *, attempt: str | int | None = None, store: Store | str | None = None) -> Job:
     """One job's latest attempt (or ``attempt``) in the (default) store; see :meth:`Store.job`."""
     return _store(store).job(job_id, attempt=attempt)
+
+
+def history(job_id: str, *, store: Store | str | None = None) -> Any:
+    """One row per run (attempt) of ``job_id``, oldest first: a pandas DataFrame.
+
+    Columns: attempt_id, run (1, 2, …), status, start, duration_s, records_in,
+    records_out, exceptions, then per stage ``rate:<stage>`` (mean output rate, rec/s; a
+    sink that reports no output: what it wrote), ``share:<stage>`` (its share of the
+    processing time of all stages), ``selectivity:<stage>`` (records out / in) and
+    ``exceptions:<stage>``; NaN where a run lacks the stage.
+
+    Raises
+    ------
+    JobNotFound
+        No job ``job_id``, naming the closest known one.
+
+    Examples
+    --------
+    >>> import solstice_inspect as si
+    >>> si.history("etl_001")[["run", "status", "rate:parse"]]  # doctest: +SKIP
+       run     status  rate:parse
+    0    1  COMPLETED       101.2
+    1    2     FAILED        64.0
+    """
+    from solstice_inspect.analysis.history import history as _history
+
+    return _history(_store(store), job_id)
+
+
+def regressions(
+    job: Job | str | tuple[str, str | int],
+    *,
+    store: Store | str | None = None,
+    min_runs: int = 5,
+    mad_k: float = 3.0,
+    min_change: float = 0.10,
+) -> Any:
+    """What is unusual about one run, against the earlier completed runs of its job id.
+
+    A row per stage figure (output rate, share of processing time, selectivity,
+    exceptions) outside median ± ``mad_k`` × MAD of at least ``min_runs`` earlier runs
+    that also moved ``min_change`` (10 %) or more from their median, with a sentence
+    (``message``); ``df.attrs["note"]`` says what was compared — or, with fewer earlier
+    runs, why nothing is flagged. See
+    :func:`solstice_inspect.analysis.regressions.find_regressions`.
+
+    Parameters
+    ----------
+    job
+        A :class:`Job`, a job id (its latest attempt) or ``(job_id, attempt)``.
+
+    Examples
+    --------
+    >>> import solstice_inspect as si
+    >>> si.regressions("etl_001")["message"].tolist()  # doctest: +SKIP
+    ['parse 40 % slower than the median of 6 runs (60 vs 100 rec/s)']
+    """
+    from solstice_inspect.analysis.history import regressions as _regressions
+
+    st = None if isinstance(job, Job) else _store(store)
+    return _regressions(st, job, min_runs=min_runs, mad_k=mad_k, min_change=min_change)
 
 
 def _store(store: Store | str | None) -> Store:

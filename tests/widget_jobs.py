@@ -6,6 +6,7 @@ minutes), and a live job fed from a thread.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -262,3 +263,93 @@ class LiveFeed:
             self.thread.join(timeout=10)
         if self.rec.status == "RUNNING":
             self.rec.finish("CANCELLED")
+
+
+#: the start of crafted run ``i`` (:func:`crafted_run`): runs an hour apart, oldest first
+CRAFT_START = 1764331200.0
+
+
+def crafted_run(
+    store: si.Store,
+    job_id: str,
+    *,
+    rates: dict[str, float],
+    run: int = 0,
+    duration_s: int = 10,
+    edges: dict[str, list[str]] | None = None,
+    selectivity: dict[str, float] | None = None,
+    busy_s: dict[str, float] | None = None,
+    exceptions: dict[str, int] | None = None,
+    backpressured: tuple[str, ...] = (),
+    partition_lags: dict[str, list[int]] | None = None,
+    config: dict[str, Any] | None = None,
+    status: str = "COMPLETED",
+) -> si.Job:
+    """A finished attempt of ``job_id`` with known figures, recorded from envelopes.
+
+    One worker per stage reports once a second for ``duration_s`` seconds, from 0 to
+    ``rates[s] * duration_s`` output records (so its mean output rate is exactly
+    ``rates[s]``), ``output / selectivity[s]`` input records (default: input = output)
+    and, at the end, ``busy_s[s]`` seconds of processing time (default 1.0). Stages in
+    ``backpressured`` are backpressured the whole run (ratio 1.0); ``partition_lags``
+    sets a stage's partition lags once (skew = max / mean); ``exceptions[s]`` exceptions
+    are raised in stage ``s``. ``edges`` default to a chain of ``rates``' stages. The run
+    starts ``run`` hours after :data:`CRAFT_START`.
+    """
+    stages = list(rates)
+    if edges is None:
+        edges = {u: [d] for u, d in itertools.pairwise(stages)}
+    sel = selectivity or {}
+    busy = busy_s or {}
+    start = CRAFT_START + run * 3600.0
+    msgs = [
+        si.envelope(
+            "job_started", job_id, job_id, start, {"dag_edges": edges, "config": config or {}}
+        )
+    ]
+    for s, lags in (partition_lags or {}).items():
+        parts = {f"p{i}": {"lag": lag} for i, lag in enumerate(lags)}
+        msgs.append(si.envelope("stage_metrics", job_id, s, start, {"partition_metrics": parts}))
+    for s in backpressured:
+        msgs.append(si.envelope("backpressure", job_id, s, start, {"active": True}))
+    for t in range(duration_s + 1):
+        for s in stages:
+            out = round(rates[s] * t)
+            msgs.append(
+                si.envelope(
+                    "worker_metrics",
+                    job_id,
+                    f"{s}_w0_c0ffee",
+                    start + t,
+                    {
+                        "stage_id": s,
+                        "input_records": round(out / sel.get(s, 1.0)),
+                        "output_records": out,
+                        "processed_count": t,
+                        "processing_time": busy.get(s, 1.0) * t / duration_s,
+                    },
+                    t,
+                )
+            )
+    for s, n in (exceptions or {}).items():
+        for k in range(n):
+            msgs.append(
+                si.envelope(
+                    "exception",
+                    job_id,
+                    f"{s}_w0_c0ffee",
+                    start + duration_s * (k + 0.5) / n,
+                    {"stage_id": s, "exception_type": "ValueError", "message": f"bad row {k}"},
+                )
+            )
+    msgs.sort(key=lambda m: m["timestamp"])
+    end = start + duration_s
+    final = "job_completed" if status == "COMPLETED" else "job_failed"
+    msgs.append(
+        si.envelope(
+            final, job_id, job_id, end, {"status": status, "duration_ms": duration_s * 1000.0}
+        )
+    )
+    with store.record(job_id) as rec:
+        rec.ingest(msgs)
+    return store.job(job_id)
