@@ -100,13 +100,14 @@ import solstice_inspect.report  # noqa: E402, F401
 
 
 def report(
-    job: Job | str,
+    job: Job | str | Comparison,
     *,
     attempt: str | int | None = None,
     store: Store | str | None = None,
     timeline: bool = True,
 ) -> Any:
-    """A self-contained, offline HTML report of one job: ``.save(path)``, shown inline.
+    """A self-contained, offline HTML report of a job or a comparison (``si.compare``):
+    ``.save(path)``, shown inline.
 
     Header, DAG, stage table, charts, timeline, exception groups, checkpoints, failures
     and configuration, in one file that loads nothing from anywhere.
@@ -114,7 +115,8 @@ def report(
     Parameters
     ----------
     job
-        A :class:`Job`, or a job id (its latest attempt, or ``attempt``).
+        A :class:`Job`, a job id (its latest attempt, or ``attempt``), or a
+        :class:`Comparison`.
     timeline
         Draw the worker timeline (an SVG of up to 200 worker lanes).
 
@@ -123,11 +125,11 @@ def report(
     >>> si.report("etl_001").save("etl_001.html")  # doctest: +SKIP
     PosixPath('etl_001.html')
     """
-    from solstice_inspect.report.document import Report
+    from solstice_inspect.report.document import report as _report
 
     if isinstance(job, str):
         job = _store(store).job(job, attempt=attempt)
-    return Report(job, timeline=timeline)
+    return _report(job, timeline=timeline)
 
 
 def sql(

@@ -174,10 +174,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from solstice_inspect.report.document import Report
+    from solstice_inspect.report.document import report
 
-    job = _store(args).job(args.job_id, attempt=args.attempt)
-    path = Report(job, timeline=not args.no_timeline).save(args.output or f"{job.job_id}.html")
+    store = _store(args)
+    job = store.job(args.job_id, attempt=args.attempt)
+    if args.compare:
+        from solstice_inspect.widgets.compare import compare
+
+        doc = report(compare(job, *args.compare, store=store))
+        default = f"{job.job_id}_compare.html"
+    else:
+        doc = report(job, timeline=not args.no_timeline)
+        default = f"{job.job_id}.html"
+    path = doc.save(args.output or default)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB): open it in any browser, offline")
     return 0
 
@@ -235,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attempt", default=None, help="attempt id (default: the latest)")
     p.add_argument("-o", "--output", default=None, help="file (default: JOB_ID.html)")
     p.add_argument("--no-timeline", action="store_true", help="leave the worker timeline out")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        default=None,
+        metavar="JOB",
+        help="compare JOB_ID (the baseline) with these jobs' latest attempts instead",
+    )
     p.set_defaults(func=cmd_report)
     _add_more(sub, add)
     return parser

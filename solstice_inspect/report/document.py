@@ -23,7 +23,7 @@ from solstice_inspect.report.static import STYLE, esc, snapshot_html, table_html
 if TYPE_CHECKING:
     from solstice_inspect.api import Job
 
-__all__ = ["Report", "report"]
+__all__ = ["CompareReport", "Report", "report"]
 
 #: rows of the checkpoint and failure tables kept in a report
 MAX_TABLE_ROWS = 100
@@ -122,6 +122,10 @@ class Report:
     def __repr__(self) -> str:
         return f"Report({self.job.job_id!r}, attempt={self.job.attempt_id!r})"
 
+    @property
+    def title(self) -> str:
+        return f"{self.job.job_id} · solstice_inspect report"
+
     def body(self) -> str:
         """The report's content (no ``<html>`` wrapper): what is shown inline."""
         job = self.job
@@ -147,7 +151,7 @@ class Report:
     def html(self) -> str:
         """The whole self-contained HTML document (built once, then kept)."""
         if self._html is None:
-            title = esc(f"{self.job.job_id} · solstice_inspect report")
+            title = esc(self.title)
             self._html = (
                 "<!DOCTYPE html><html><head><meta charset='utf-8'>"
                 # nothing may load from anywhere: the file is all there is
@@ -167,6 +171,36 @@ class Report:
         return self.body()
 
 
-def report(job: Job, *, timeline: bool = True) -> Report:
-    """A saved-report document of one job; see :class:`Report`."""
+class CompareReport(Report):
+    """A saved report of a comparison (``si.report(si.compare(a, b))``): the runs, the
+    flags, the per-stage deltas, the overlaid rate charts and the config diff."""
+
+    def __init__(self, comparison: Any) -> None:
+        self.comparison = comparison
+        self._html = None
+
+    def __repr__(self) -> str:
+        return f"CompareReport({len(self.comparison.runs)} runs)"
+
+    @property
+    def title(self) -> str:
+        return "comparison of " + ", ".join(map(str, self.comparison.runs["label"]))
+
+    def body(self) -> str:
+        made = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        return "".join(
+            [
+                STYLE,
+                _PAGE_STYLE,
+                f"<h1>{esc(self.title)}</h1>",
+                f"<div class='si-meta'>report made {esc(made)}</div>",
+                self.comparison.static_html(charts=True),
+            ]
+        )
+
+
+def report(job: Any, *, timeline: bool = True) -> Report:
+    """A saved-report document of one job, or of a comparison; see :class:`Report`."""
+    if hasattr(job, "config_diff") and hasattr(job, "static_html"):
+        return CompareReport(job)
     return Report(job, timeline=timeline)

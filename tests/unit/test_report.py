@@ -75,3 +75,19 @@ def test_the_cli_writes_the_report(store, msg, tmp_path, capsys):
     assert "&lt;img src=x" in out.read_text(encoding="utf-8")
     assert main(["report", "j2", "--store", str(store.root), "-o", str(out)]) == 2
     assert "j1" in capsys.readouterr().err  # the unknown job's error names the known one
+
+
+def test_a_comparison_report_and_the_cli_compare(store, msg, tmp_path, capsys):
+    _job(store, msg)
+    _job(store, msg)  # a second attempt of j1
+    first, second = store.attempts("j1")["attempt_id"]
+    comparison = si.compare(("j1", first), ("j1", second), store=store)
+    doc = si.report(comparison).save(tmp_path / "cmp.html").read_text(encoding="utf-8")
+    assert "<h1>comparison of j1 #1, j1 #2</h1>" in doc
+    assert "<script" not in doc
+    assert not re.search(r"<(link|img|iframe)\b", doc)
+    out = tmp_path / "cli_cmp.html"
+    assert (
+        main(["report", "j1", "--store", str(store.root), "-o", str(out), "--compare", "j1"]) == 0
+    )
+    assert "comparison of j1" in out.read_text(encoding="utf-8")
