@@ -6,10 +6,10 @@ The :class:`Fold` keeps the rules of DESIGN §3:
 - a worker's cumulative counters are replaced only by a newer report
   (by ``(timestamp, sequence)``), so a late, older report never makes totals regress;
 - stage totals are the sum over every worker ever seen, alive or stopped — or, when
-  larger, the sum over the distinct splits reported processed (a worker that crashed
-  mid-split never sent the counters of the splits it finished since its last
-  rate-limited report; a stage master reporting each committed split covers them), a
-  redelivered split counted once;
+  larger, the sum over the distinct splits a stage master reported committed on behalf
+  of its workers (a worker that crashed mid-split never sent the counters of the splits
+  it finished since its last rate-limited report; the stage master's reports cover
+  them), a redelivered split counted once;
   ``workers_alive`` counts workers started and not stopped;
 - job records in / out come from source / sink stages only;
 - rates are deltas of cumulative counters over message time, never negative;
@@ -620,21 +620,26 @@ class Fold:
         parents = [str(x) for x in p.get("parent_split_ids") or ()]
         split_id = p["split_id"]
         st = self._stage(p["stage_id"])
-        # a stage master may report a committed split on behalf of its worker
+        # A stage master may report a split it committed on behalf of its worker. Only
+        # such reports count toward the stage's totals: a worker's own reports travel
+        # with its counters (same process, same buffer), so they cannot cover what a crash
+        # loses, and producers may send them for a sample of splits only.
         worker_id = p.get("worker_id") or env.source_id
+        committed = worker_id != env.source_id
         n_in, n_out = _int(p.get("input_records")), _int(p.get("output_records"))
-        status = "PROCESSED"
+        status = "COMMITTED" if committed else "PROCESSED"
         if split_id in st.splits_seen:
             status = "DUPLICATE"  # processed again (redelivered): stored, counted once
             self.stats["duplicate_splits"] += 1
         else:
-            self._touch(st, ts)
             st.splits_seen.add(split_id)
             st.splits_window.append(split_id)
             if len(st.splits_window) > SPLIT_WINDOW:
                 st.splits_seen.discard(st.splits_window.popleft())
-            st.split_input += n_in or 0
-            st.split_output += n_out or 0
+            if committed:
+                self._touch(st, ts)
+                st.split_input += n_in or 0
+                st.split_output += n_out or 0
         self._emit(
             "lineage",
             (

@@ -131,15 +131,16 @@ def restore(fold: Fold, job: Job) -> Restored:
             st.input += w.input
             st.output += w.output
 
-    # splits reported processed: their per-stage sums, and the recent ids (a split
-    # redelivered after the restart is still counted once)
+    # splits a stage master reported committed: their per-stage sums; and the recent ids
+    # of every split (one redelivered after the restart is still counted once)
     lineage = frames["lineage"]
     if len(lineage):
         done = lineage[lineage["status"] != "DUPLICATE"].sort_values(["batch", "ts"])
         for stage_id, g in done.groupby("stage_id", sort=False):
             st = fold._stage(str(stage_id))
-            st.split_input = int(g["input_records"].fillna(0).sum())
-            st.split_output = int(g["output_records"].fillna(0).sum())
+            counted = g[g["status"] == "COMMITTED"]
+            st.split_input = int(counted["input_records"].fillna(0).sum())
+            st.split_output = int(counted["output_records"].fillna(0).sum())
             recent = g["split_id"].tail(SPLIT_WINDOW).tolist()
             st.splits_window.extend(recent)
             st.splits_seen.update(recent)

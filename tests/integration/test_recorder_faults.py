@@ -106,6 +106,6 @@ def test_worker_crash_mid_split_is_redelivered(ray_cluster, tmp_path):
         assert totals[stage]["input_records"] == truth["input_records"], stage
         assert totals[stage]["output_records"] == truth["output_records"], stage
     lineage = result.job.lineage()
-    assert len(lineage[lineage["status"] == "PROCESSED"]) == sum(
+    assert len(lineage[lineage["status"] == "COMMITTED"]) == sum(
         t["splits"] for t in result.truth.values()
     )

@@ -257,22 +257,37 @@ def test_splits_a_crashed_worker_never_reported_count_in_the_stage_totals(store,
     assert (row["input_records"], row["output_records"]) == (50, 40)
     lineage = job.lineage()
     assert sorted(lineage["worker_id"]) == [w0, w0, w0, w1, w1]  # on behalf of, not "mid"
-    assert set(lineage["status"]) == {"PROCESSED"}
+    assert set(lineage["status"]) == {"COMMITTED"}
 
 
 def test_a_redelivered_split_is_stored_twice_and_counted_once(store, msg):
     w0, w1 = "mid_w0_aaaaaa", "mid_w1_bbbbbb"
     msgs = [
         started(msg),
-        _split(msg, w0, T0 + 1, "mid_s0", ["s0"], 10, 10),
-        _split(msg, w0, T0 + 1.5, "mid_s1", ["s1"], 10, 10),
+        _split(msg, "mid", T0 + 1, "mid_s0", ["s0"], 10, 10, worker=w0),
+        _split(msg, "mid", T0 + 1.5, "mid_s1", ["s1"], 10, 10, worker=w0),
         # w0 died after finishing s1 but before its commit: s1 is processed again
-        _split(msg, w1, T0 + 2, "mid_s1", ["s1"], 10, 10),
+        _split(msg, "mid", T0 + 2, "mid_s1", ["s1"], 10, 10, worker=w1),
     ]
     rec, job = record(store, msgs)
     row = last_stage_row(job, "mid")
     assert (row["input_records"], row["output_records"]) == (20, 20)
     lineage = job.lineage().sort_values("ts")
-    assert list(lineage["status"]) == ["PROCESSED", "PROCESSED", "DUPLICATE"]
+    assert list(lineage["status"]) == ["COMMITTED", "COMMITTED", "DUPLICATE"]
     assert list(lineage["worker_id"]) == [w0, w0, w1]
     assert rec.stats["duplicate_splits"] == 1
+
+
+def test_a_workers_own_split_reports_are_lineage_not_totals(store, msg):
+    # a producer reporting lineage for a sample of its splits (or with its own counting):
+    # the stage's totals stay its counters'
+    w0 = "mid_w0_aaaaaa"
+    msgs = [
+        started(msg),
+        metrics(msg, w0, "mid", T0 + 1, 10, 7),
+        _split(msg, w0, T0 + 1.5, "mid_s0", ["s0"], 512, 512),
+    ]
+    _rec, job = record(store, msgs)
+    row = last_stage_row(job, "mid")
+    assert (row["input_records"], row["output_records"]) == (10, 7)
+    assert list(job.lineage()["status"]) == ["PROCESSED"]

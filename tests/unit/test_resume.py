@@ -81,8 +81,9 @@ def _split(ts, split_id, seq):
         "parent_split_ids": [],
         "input_records": 0,
         "output_records": 100,
+        "worker_id": "read_w0",  # committed by the stage master, on behalf of read_w0
     }
-    return _env("split_processed", "read_w0", ts, payload, seq)
+    return _env("split_processed", "read", ts, payload, seq)
 
 
 def test_a_resumed_recording_keeps_split_totals_and_counts_a_redelivery_once(store):
@@ -107,4 +108,4 @@ def test_a_resumed_recording_keeps_split_totals_and_counts_a_redelivery_once(sto
     assert sm[sm["stage_id"] == "read"]["output_records"].iloc[-1] == 300
     assert job.catalog_row()["records_in"] == 300
     statuses = job.lineage().sort_values("ts")["status"].tolist()
-    assert statuses == ["PROCESSED", "PROCESSED", "DUPLICATE", "PROCESSED"]
+    assert statuses == ["COMMITTED", "COMMITTED", "DUPLICATE", "COMMITTED"]
