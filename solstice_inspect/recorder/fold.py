@@ -522,31 +522,59 @@ class Fold:
             )
 
     def _on_worker_metrics(self, env: Envelope, p: dict, ts: float) -> None:
-        w = self.workers.get(env.source_id)
-        if w is None or w.stage_id != p["stage_id"] or ts > w.seen:
-            w = self._worker(env.source_id, p["stage_id"], ts)
+        stage_id = p["stage_id"]
+        self._worker(env.source_id, stage_id, ts)  # known before its counters are read
         get = p.get
-        inp = int(get("input_records", 0))
-        out = int(get("output_records", 0))
-        processed = int(get("processed_count", 0))
-        ptime = float(get("processing_time", 0.0))
-        key = (ts, env.sequence if env.sequence is not None else -1)
+        self.worker_report(
+            env.source_id,
+            env.sequence,
+            ts,
+            stage_id,
+            int(get("input_records", 0)),
+            int(get("output_records", 0)),
+            int(get("processed_count", 0)),
+            float(get("processing_time", 0.0)),
+        )
+
+    def worker_report(
+        self,
+        source: str,
+        seq: int | None,
+        ts: float,
+        stage_id: str,
+        inp: int,
+        out: int,
+        processed: int,
+        ptime: float,
+    ) -> None:
+        """Fold one worker_metrics report whose counters are already numbers (the general
+        handler above and the ingest fast path, ``recorder/fastpath.py``, both end here)."""
+        w = self.workers.get(source)
+        if w is None or w.stage_id != stage_id:
+            w = self._worker(source, stage_id, ts)
+        elif ts > w.seen:  # all that _worker would do for a known worker of this stage
+            w.seen = ts
+        key = (ts, seq if seq is not None else -1)
         in_rate = out_rate = None
-        if w.key is None or key > w.key:
+        last = w.key
+        if last is None or key > last:
             st = self.stages[w.stage_id]
             self._touch(st, ts)  # close the previous window before the counters move
             # never let a stage total fall: a restarted counter keeps the larger value
-            d_in = inp - w.input if inp > w.input else 0
-            d_out = out - w.output if out > w.output else 0
-            if w.key is not None:
-                dt = ts - w.key[0]
+            had_in, had_out = w.input, w.output
+            d_in = inp - had_in if inp > had_in else 0
+            d_out = out - had_out if out > had_out else 0
+            if last is not None:
+                dt = ts - last[0]
                 if dt > 0:
                     in_rate = d_in / dt
                     out_rate = d_out / dt
-            st.input += d_in
-            st.output += d_out
-            w.input += d_in
-            w.output += d_out
+            if d_in:
+                st.input += d_in
+                w.input = had_in + d_in
+            if d_out:
+                st.output += d_out
+                w.output = had_out + d_out
             if processed > w.processed:
                 w.processed = processed
             if ptime > w.ptime:
@@ -554,10 +582,10 @@ class Fold:
             w.key = key
         else:
             self.stats["late_reports"] += 1
-        self._emit(
-            "worker_metrics",
-            (ts, env.source_id, w.stage_id, inp, out, processed, ptime, in_rate, out_rate),
-        )
+        rows = self.rows.get("worker_metrics")
+        if rows is None:
+            rows = self.rows["worker_metrics"] = []
+        rows.append((ts, source, w.stage_id, inp, out, processed, ptime, in_rate, out_rate))
 
     def _on_worker_resources(self, env: Envelope, p: dict, ts: float) -> None:
         w = self._worker(env.source_id, p.get("stage_id"), ts)
@@ -746,16 +774,18 @@ class Fold:
     # ------------------------------------------------------------------ stage windows
     def _touch(self, st: _Stage, ts: float) -> None:
         """Account message time for a stage; emit its previous window when a new one opens."""
-        if st.bp_mark is None:
+        mark = st.bp_mark
+        if mark is None:
             st.bp_mark = ts
-        elif ts > st.bp_mark:
+        elif ts > mark:
             if st.bp_active:
-                st.bp_time += ts - st.bp_mark
+                st.bp_time += ts - mark
             st.bp_mark = ts
         window = int(ts // self.window_s)
-        if st.window is None:
+        current = st.window
+        if current is None:
             st.window = window
-        elif window > st.window:
+        elif window > current:
             if st.dirty:
                 self._stage_snapshot(st)
             st.window = window

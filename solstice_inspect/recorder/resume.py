@@ -135,10 +135,11 @@ def restore(fold: Fold, job: Job) -> Restored:
     # of every split (one redelivered after the restart is still counted once)
     lineage = frames["lineage"]
     if len(lineage):
-        done = lineage[lineage["status"] != "DUPLICATE"].sort_values(["batch", "ts"])
+        done: pd.DataFrame = lineage.loc[lineage["status"] != "DUPLICATE"]
+        done = done.sort_values(["batch", "ts"])
         for stage_id, g in done.groupby("stage_id", sort=False):
             st = fold._stage(str(stage_id))
-            counted = g[g["status"] == "COMMITTED"]
+            counted: pd.DataFrame = g.loc[g["status"] == "COMMITTED"]
             st.split_input = int(counted["input_records"].fillna(0).sum())
             st.split_output = int(counted["output_records"].fillna(0).sum())
             recent = g["split_id"].tail(SPLIT_WINDOW).tolist()

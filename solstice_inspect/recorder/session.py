@@ -2,7 +2,9 @@
 
 Envelopes are checked and folded in the caller's thread; a background thread flushes
 the folded rows at most once per ``flush_interval`` (only tables with new rows) and
-writes a catalog heartbeat every ``heartbeat_interval``. A final status (job_completed /
+writes the attempt's heartbeat file every ``heartbeat_interval``; the shared catalog gets
+a row only when the status changes (the start, the final status), so it grows with the
+number of attempts, not with their running time. A final status (job_completed /
 job_failed, or :meth:`Recording.finish`) is flushed at once, so it is durable even when
 it is the last thing a process does.
 """
@@ -26,12 +28,14 @@ from solstice_inspect.protocol import (
     valid_job_id,
     validate,
 )
+from solstice_inspect.recorder import fastpath
 from solstice_inspect.recorder.backlog import Backlog
 from solstice_inspect.recorder.fold import Fold
 from solstice_inspect.recorder.resume import Restored, restore
 from solstice_inspect.recorder.rows import to_arrow
 from solstice_inspect.schema import FINAL_STATUSES, SCHEMAS
-from solstice_inspect.store import layout
+from solstice_inspect.store import heartbeat, layout
+from solstice_inspect.store.catalog import CatalogWriter
 from solstice_inspect.store.dataset import Compactor, DatasetWriter
 
 if TYPE_CHECKING:
@@ -117,7 +121,9 @@ class Recording(FinishOnExit):
         self._closed = False
         self._last_flush = 0.0
         self._last_heartbeat = 0.0
+        #: the status of the last catalog row written ("" before the first)
         self._catalog_status = ""
+        self._catalog_shown: tuple = ()
         self.flushes = 0
         self.write_errors = 0
         self._stop = threading.Event()
@@ -144,7 +150,11 @@ class Recording(FinishOnExit):
         restored = restore(self._fold, self.store.attempt(self.job_id, self.attempt_id))
         self.restored = restored
         self.flushes = max(self.flushes, restored.last_batch)
-        gap = None if restored.last_write is None else max(0.0, now - restored.last_write)
+        last_write = restored.last_write
+        beat = heartbeat.read(self.store.root, self.job_id, self.attempt_id)
+        if beat is not None:  # the dead recorder's last heartbeat is fresher than its rows
+            last_write = max(last_write or 0.0, beat["heartbeat"] / 1e6)
+        gap = None if last_write is None else max(0.0, now - last_write)
         self._fold.stats["recorder_restarts"] += 1
         self._fold.record_event(
             now,
@@ -179,8 +189,16 @@ class Recording(FinishOnExit):
         before = self._counts()
         final = False
         with self._lock:
-            for item in _items(messages):
-                final |= self._ingest_one(item)
+            # the common well-formed shapes are checked and folded in one loop; anything
+            # else goes through _ingest_one, the general path, untouched
+            final = fastpath.ingest(
+                self._fold,
+                self.job_id,
+                _items(messages),
+                self._ingest_one,
+                self._reject,
+                _UNFORESEEN,
+            )
         if final:
             self.flush()
         elif time.monotonic() - self._last_flush >= self.flush_interval:
@@ -206,9 +224,10 @@ class Recording(FinishOnExit):
         self._fold.reject(reason)
         ts = None
         if type(item) is dict and type(item.get("timestamp")) in (int, float):
-            ts = float(item["timestamp"])
-            if not MIN_TIMESTAMP <= ts < MAX_TIMESTAMP:  # an absurd time: when it came
-                ts = None
+            stamp = item["timestamp"]
+            # an absurd time (or an int too big for a float): when it came instead
+            if MIN_TIMESTAMP <= stamp < MAX_TIMESTAMP:
+                ts = float(stamp)
         if isinstance(item, (bytes, bytearray)):
             raw = bytes(item[: MAX_REJECT_RAW_CHARS * 4]).decode("utf-8", "replace")
         elif isinstance(item, str):
@@ -270,9 +289,14 @@ class Recording(FinishOnExit):
     def _writer(self, table: str) -> DatasetWriter:
         w = self._writers.get(table)
         if w is None:
-            uri = layout.table_uri(self.store.root, self.job_id, self.attempt_id, table)
             if table == "catalog":
-                uri = layout.catalog_uri(self.store.root)
+                w = self._writers[table] = CatalogWriter(
+                    layout.catalog_uri(self.store.root),
+                    key=f"{self.job_id}/{self.attempt_id}",
+                    schedule=self._compactor.submit,
+                )
+                return w
+            uri = layout.table_uri(self.store.root, self.job_id, self.attempt_id, table)
             w = self._writers[table] = DatasetWriter(
                 uri,
                 SCHEMAS[table],
@@ -282,7 +306,7 @@ class Recording(FinishOnExit):
         return w
 
     def flush(self) -> int:
-        """Write every table with new rows (one append each) and a catalog row with the
+        """Write every table with new rows (one append each) and the heartbeat with the
         current counts; return the number of rows written."""
         return self._flush(catalog_always=True)
 
@@ -336,15 +360,34 @@ class Recording(FinishOnExit):
             self._write_catalog(values)
 
     def _write_catalog(self, values: tuple) -> None:
-        row = to_arrow("catalog", [values], self.job_id, self.attempt_id, self.flushes + 1)
+        """The heartbeat file, and a catalog row when the status changed since the last
+        row written (the file first: a reader sees a final status even if the row fails).
+        """
+        ok = True
+        # the catalog's columns after ts, in order, are the heartbeat's fields
+        beat = dict(zip(heartbeat.FIELDS, values[1:]))
         try:
-            self._writer("catalog").append(row)
+            heartbeat.write(self.store.root, self.job_id, self.attempt_id, beat)
         except Exception as exc:  # noqa: BLE001 - a missed heartbeat must not stop the job
-            # not kept: the next heartbeat replaces it
-            self._backlog.failed("catalog", exc)
-        else:
-            self._last_heartbeat = time.monotonic()
-            self._catalog_status = values[1]
+            ok = False  # not kept: the next heartbeat replaces it
+            self._backlog.failed("heartbeat", exc)
+        # what a listing shows of an ended attempt is its last row: when messages arrive
+        # after the final status (late reports), that row is rewritten with their counts
+        shown = (values[2], values[3], *values[6:])
+        final_moved = values[1] in FINAL_STATUSES and shown != self._catalog_shown
+        if values[1] != self._catalog_status or final_moved:
+            row = to_arrow("catalog", [values], self.job_id, self.attempt_id, self.flushes + 1)
+            try:
+                self._writer("catalog").append(row)
+            except Exception as exc:  # noqa: BLE001 - the recorder must not stop the job
+                ok = False  # the status still differs: the next heartbeat writes the row
+                self._backlog.failed("catalog", exc)
+            else:
+                self._catalog_status = values[1]
+                self._catalog_shown = shown
+        # also after a failure: retried once per interval, not in a busy loop
+        self._last_heartbeat = time.monotonic()
+        if ok:
             self._backlog.recovered()
         self.write_errors = self._backlog.errors
 
@@ -423,20 +466,18 @@ def _text(text: str) -> str:
 
 
 def _items(messages: Any) -> Iterable[Any]:
+    # a plain function, not a generator: a list is iterated as it is, without a generator
+    # frame resumed per envelope
     if isinstance(messages, dict):
-        yield messages
-    elif isinstance(messages, (str, bytes, bytearray)):
-        if isinstance(messages, str):
-            yield from messages.split("\n") if "\n" in messages else (messages,)
-        else:
-            yield from bytes(messages).split(b"\n") if b"\n" in messages else (messages,)
-    else:
-        try:
-            iterator = iter(messages)
-        except TypeError:
-            yield messages  # validate() rejects it with a reason
-            return
-        yield from iterator
+        return (messages,)
+    if isinstance(messages, str):
+        return messages.split("\n") if "\n" in messages else (messages,)
+    if isinstance(messages, (bytes, bytearray)):
+        return bytes(messages).split(b"\n") if b"\n" in messages else (messages,)
+    try:
+        return iter(messages)
+    except TypeError:
+        return (messages,)  # validate() rejects it with a reason
 
 
 #: recordings whose thread still runs; stopped when the interpreter exits

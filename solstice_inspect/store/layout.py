@@ -1,5 +1,6 @@
-"""Where things live in a store: ``<root>/catalog.lance`` and
-``<root>/jobs/<job_id>/<attempt_id>/<table>.lance``. Local paths or object-store URIs."""
+"""Where things live in a store: ``<root>/catalog.lance``,
+``<root>/jobs/<job_id>/<attempt_id>/<table>.lance`` and the attempt's heartbeat file
+``<root>/jobs/<job_id>/<attempt_id>/heartbeat.json``. Local paths or object-store URIs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from solstice_inspect.protocol import valid_job_id
 
 ENV_VAR = "SOLSTICE_INSPECT_STORE"
 DEFAULT_DIR = ".solstice_inspect"
+#: the attempt's latest heartbeat, overwritten in place (``store/heartbeat.py``)
+HEARTBEAT_FILE = "heartbeat.json"
 
 
 def default_root() -> str:
@@ -49,6 +52,10 @@ def attempt_uri(root: str, job_id: str, attempt_id: str) -> str:
 
 def table_uri(root: str, job_id: str, attempt_id: str, table: str) -> str:
     return join(attempt_uri(root, job_id, attempt_id), f"{table}.lance")
+
+
+def heartbeat_uri(root: str, job_id: str, attempt_id: str) -> str:
+    return join(attempt_uri(root, job_id, attempt_id), HEARTBEAT_FILE)
 
 
 def new_attempt_id(now: float | None = None) -> str:

@@ -346,3 +346,13 @@ def test_a_huge_or_undecodable_error_still_records_the_failure(store, msg):
     assert error.endswith("chars]")
     assert len(error) < 8_300
     assert rec.stats["write_errors"] == 0
+
+
+def test_an_integer_timestamp_too_big_for_a_float_is_rejected_not_raised(store):
+    import solstice_inspect as si
+
+    env = si.envelope("job_started", "big_ts", "big_ts", 1_764_331_200.0, {}, 0)
+    env["timestamp"] = 10**400  # float(10**400) raises OverflowError
+    with store.record("big_ts") as rec:
+        rec.ingest([env])
+    assert rec.stats["rejected"] == {"bad_timestamp": 1}
