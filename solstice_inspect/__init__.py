@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect.recorder.client import Telemetry
     from solstice_inspect.widgets import job_browser, job_monitor
     from solstice_inspect.widgets.compare import Comparison, compare
+    from solstice_inspect.widgets.lineage import lineage_view
 
 logging.getLogger("solstice_inspect").addHandler(logging.NullHandler())
 
@@ -57,6 +58,7 @@ __all__ = [
     "job_browser",
     "job_monitor",
     "jobs",
+    "lineage_view",
     "regressions",
     "report",
     "running_jobs",
@@ -73,6 +75,7 @@ _LAZY = {
     # the widgets load on first use too (importing anywidget/ipywidgets takes ~0.5 s)
     "job_monitor": "solstice_inspect.widgets",
     "job_browser": "solstice_inspect.widgets",
+    "lineage_view": "solstice_inspect.widgets.lineage",
     "widgets": "solstice_inspect.widgets",
     "charts": "solstice_inspect.charts",
     "JobSnapshot": "solstice_inspect.analysis.snapshot",
@@ -106,8 +109,9 @@ def report(
     store: Store | str | None = None,
     timeline: bool = True,
 ) -> Any:
-    """A self-contained, offline HTML report of a job or a comparison (``si.compare``):
-    ``.save(path)``, shown inline.
+    """A self-contained, offline HTML report of a job or a comparison: ``.save(path)``.
+
+    It is also shown inline when it is a cell's value.
 
     Header, DAG, stage table, charts, timeline, exception groups, checkpoints, failures
     and configuration, in one file that loads nothing from anywhere.

@@ -30,6 +30,24 @@ class JobNotFound(InspectError, KeyError):
         return str(self.args[0])
 
 
+class NotFound(InspectError, KeyError):
+    """No such stage, worker or split in a job; the message names the closest known ids.
+
+    ``closest``: the known ids most like the one asked for (see
+    :func:`solstice_inspect.analysis.query.closest_ids`); ``known``: how many exist.
+    """
+
+    def __init__(self, what: str, value: str, where: str, closest: list[str], known: int) -> None:
+        self.what, self.value, self.closest, self.known = what, value, list(closest), known
+        near = ", ".join(self.closest) or "none"
+        super().__init__(
+            f"no {what} {value!r} in {where}; closest of the {known:,} known {what}s: {near}"
+        )
+
+    def __str__(self) -> str:  # KeyError would repr() the message otherwise
+        return str(self.args[0])
+
+
 class InvalidMessage(InspectError, ValueError):
     """An envelope that breaks the protocol; ``reason`` is a short, countable code."""
 

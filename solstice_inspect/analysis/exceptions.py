@@ -1,5 +1,7 @@
 """Exception fingerprints and root-cause hints: the same bug in 10,000 splits is one row
-(grouping itself is part of the job model, :mod:`solstice_inspect.analysis.snapshot`)."""
+(grouping itself is part of the job model, :mod:`solstice_inspect.analysis.snapshot`);
+occurrences over time per group; and the filters that search exceptions and log lines
+(case-insensitive text search, log levels) pushed down to Lance as SQL."""
 
 from __future__ import annotations
 
@@ -10,13 +12,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from solstice_inspect.analysis.query import sql_in, sql_literal
 from solstice_inspect.semantics import fingerprint, normalise_message, top_frames
 
 __all__ = [
+    "LOG_LEVELS",
     "ExceptionGroups",
     "fingerprint",
+    "level_filter",
     "normalise_message",
+    "occurrences",
+    "query_filter",
     "root_cause_hint",
+    "search_filter",
     "top_frames",
 ]
 
@@ -140,3 +148,144 @@ class ExceptionGroups:
             for g in groups
         ]  # fmt: skip
         return pd.DataFrame(rows, columns=GROUP_COLUMNS)
+
+
+# ------------------------------------------------------------------ over time
+OCCURRENCE_COLUMNS = [
+    "fingerprint", "exception_type", "time", "count", "first_seen", "last_seen",
+]  # fmt: skip
+
+
+def occurrences(rows: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
+    """Occurrences per exception group and time bucket, with each group's first/last seen.
+
+    ``rows``: exception rows (``ts``, ``fingerprint``, ``exception_type``). One row per
+    (fingerprint, bucket of ``freq``) that has occurrences — empty buckets are left out,
+    so the size follows the data, not the job's length. Groups come most frequent first
+    (as :meth:`ExceptionGroups.table`), buckets in time order; ``exception_type`` is the
+    group's first one, ``first_seen`` / ``last_seen`` its first and last occurrence.
+
+    Examples
+    --------
+    >>> t = pd.to_datetime([0, 30, 70, 75], unit="s", utc=True)
+    >>> rows = pd.DataFrame({"ts": t, "fingerprint": ["a", "a", "a", "b"],
+    ...                      "exception_type": ["KeyError"] * 3 + ["OSError"]})
+    >>> occurrences(rows, "1min")[["fingerprint", "time", "count"]]
+      fingerprint                      time  count
+    0           a 1970-01-01 00:00:00+00:00      2
+    1           a 1970-01-01 00:01:00+00:00      1
+    2           b 1970-01-01 00:01:00+00:00      1
+    """
+    try:
+        step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"freq={freq!r} is not a fixed time step: pass e.g. '10s' or '1min'"
+        ) from None
+    if step <= pd.Timedelta(0):
+        raise ValueError(f"freq={freq!r} must be a positive time step")
+    if rows.empty:
+        return pd.DataFrame(columns=OCCURRENCE_COLUMNS)
+    df = rows.loc[:, ["ts", "fingerprint", "exception_type"]].sort_values("ts", kind="stable")
+    df = df.assign(time=df["ts"].dt.floor(step))
+    g = df.groupby("fingerprint", sort=False)
+    groups = pd.DataFrame(
+        {
+            "exception_type": g["exception_type"].first(),
+            "total": g.size(),
+            "first_seen": g["ts"].min(),
+            "last_seen": g["ts"].max(),
+        }
+    ).sort_values(["total", "first_seen"], ascending=[False, True], kind="stable")
+    counts = df.groupby(["fingerprint", "time"]).size().rename("count").reset_index()
+    order = {fp: i for i, fp in enumerate(groups.index)}
+    counts = counts.assign(_g=counts["fingerprint"].map(order))
+    counts = counts.sort_values(["_g", "time"], kind="stable").drop(columns="_g")
+    out = counts.join(groups.drop(columns="total"), on="fingerprint")
+    return out.reset_index(drop=True)[OCCURRENCE_COLUMNS]
+
+
+# ------------------------------------------------------------------ searching rows
+#: log levels, lowest first, as :mod:`logging` names them
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: other spellings producers send, and the level each means
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
+_LEVEL_NUMBERS = dict(zip(LOG_LEVELS, (10, 20, 30, 40, 50)))
+
+
+def search_filter(text: str, columns: list[str]) -> str | None:
+    """A Lance SQL filter: ``text`` in any of ``columns``, ignoring case (None: no text).
+
+    A plain substring: ``%``, ``_``, ``\\`` and quotes in ``text`` match themselves
+    (``contains``, not ``LIKE``; quotes doubled).
+
+    Examples
+    --------
+    >>> search_filter("100% it's", ["message"])
+    "(contains(lower(message), '100% it''s'))"
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"search must be a string, not {text!r}")
+    if not text:
+        return None
+    needle = sql_literal(text.lower())
+    return "(" + " OR ".join(f"contains(lower({c}), {needle})" for c in columns) + ")"
+
+
+def level_filter(level: str | int) -> str:
+    """A Lance SQL filter keeping log lines at ``level`` and above.
+
+    ``level``: a name (``"warning"``, ``"WARN"``…) or a :mod:`logging` number (30). Lines
+    stored with a level outside :data:`LOG_LEVELS` (and WARN, FATAL) are left out.
+
+    Examples
+    --------
+    >>> level_filter("error")
+    "level IN ('ERROR', 'CRITICAL', 'FATAL')"
+    >>> level_filter("loud")
+    Traceback (most recent call last):
+    ...
+    ValueError: no log level 'loud'; levels: DEBUG, INFO, WARNING, ERROR, CRITICAL
+    """
+    if isinstance(level, bool) or not isinstance(level, (str, int, np.integer)):
+        raise TypeError(f"level must be a level name or number, not {level!r}")
+    if isinstance(level, str):
+        name = _LEVEL_ALIASES.get(level.strip().upper(), level.strip().upper())
+        if name not in _LEVEL_NUMBERS:
+            raise ValueError(f"no log level {level!r}; levels: {', '.join(LOG_LEVELS)}")
+        floor = _LEVEL_NUMBERS[name]
+    else:
+        floor = int(level)
+    names = [n for n in LOG_LEVELS if _LEVEL_NUMBERS[n] >= floor]
+    names += [alias for alias, n in _LEVEL_ALIASES.items() if n in names]
+    if not names:
+        return "FALSE"
+    return f"level IN ({', '.join(sql_literal(n) for n in names)})"
+
+
+def query_filter(
+    *,
+    search: str | None = None,
+    search_in: tuple[str, ...] = (),
+    level: str | int | None = None,
+    where: str | None = None,
+    **ids: list[str] | None,
+) -> str | None:
+    """The Lance SQL filter of a query on exceptions or log lines (None: keep every row).
+
+    The conditions that are set, joined with AND: ``search`` in any column of
+    ``search_in`` (:func:`search_filter`), ``level`` and above (:func:`level_filter`),
+    each ``column=[ids]`` (one of them), and a free ``where``.
+
+    Examples
+    --------
+    >>> query_filter(search="oom", search_in=("message",), stage_id=["embed"], worker_id=None)
+    "(contains(lower(message), 'oom')) AND stage_id IN ('embed')"
+    """
+    parts = [
+        None if search is None else search_filter(search, list(search_in)),
+        None if level is None else level_filter(level),
+        *(sql_in(column, values) for column, values in ids.items() if values),
+        f"({where})" if where else None,
+    ]
+    return " AND ".join(p for p in parts if p) or None
