@@ -311,6 +311,9 @@ class Recording(FinishOnExit):
         return self._flush(catalog_always=True)
 
     def _flush(self, *, catalog_always: bool) -> int:
+        # flushes keep a fixed period: the next one is due an interval after this one
+        # *started* (from its end, every flush came late by its own duration)
+        started = time.monotonic()
         with self._write_lock:
             with self._lock:
                 self._fold.close_windows()
@@ -331,7 +334,7 @@ class Recording(FinishOnExit):
             due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
             if catalog_always or due or catalog[1] != self._catalog_status:
                 self._write_catalog(catalog)
-            self._last_flush = time.monotonic()
+            self._last_flush = started
             self.flushes += 1
             return written
 

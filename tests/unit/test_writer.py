@@ -59,7 +59,14 @@ def test_compaction_bounds_the_number_of_fragments(store, msg):
         rec.flush()
     job = rec.job()
     uri = layout.table_uri(store.root, job.job_id, job.attempt_id, "worker_metrics")
-    assert len(lance.dataset(uri).get_fragments()) <= 20
+    # compaction runs on its own thread, beside the appends: wait (with a deadline) for
+    # the one due at the 100th append; every 20 appends were merged, none left behind
+    writer = rec._writers["worker_metrics"]
+    deadline = time.monotonic() + 60
+    while writer.compactions < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert writer.compactions == 5
+    assert len(lance.dataset(uri).get_fragments()) == 1
     rec.finish("COMPLETED")
     assert len(lance.dataset(uri).get_fragments()) == 1
     assert store.job("j1").worker_metrics()["output_records"].tolist() == [
