@@ -68,6 +68,17 @@ class RecorderActor:
     def ingest(self, batch: Any) -> dict[str, int]:
         return self.rec.ingest(batch)
 
+    def report(self, batch: Any) -> float | None:
+        """What Telemetry clients call: ingest ``batch``; return the seconds until the
+        next flush is due (0.0 when due now), so a client may hold its next envelopes
+        until shortly before it (fewer calls, no later rows), or None when unknown."""
+        rec = self.rec
+        rec.ingest(batch)
+        last = getattr(rec, "_last_flush", None)
+        if type(last) is not float:
+            return None
+        return max(0.0, last + rec.flush_interval - time.monotonic())
+
     def flush(self) -> int:
         return self.rec.flush()
 

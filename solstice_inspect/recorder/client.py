@@ -3,7 +3,9 @@
 Rules (DESIGN §2, principle 3): a call never raises into the caller and never waits on
 the recorder. Each call builds an envelope and puts it in a bounded, per-process buffer;
 one background thread per process (per recorder) sends the buffer in batches with a
-fire-and-forget ``recorder.ingest.remote(batch)``. Cumulative reports
+fire-and-forget ``recorder.report.remote(batch)``;
+its reply says when the recorder flushes next, and a sender holds what it has until
+shortly before that (fewer recorder calls, rows no later). Cumulative reports
 (``worker_metrics``, ``stage_metrics``) are coalesced: at most one per producer every
 ``min_interval`` seconds (2 per second by default), the latest values winning. When the
 buffer is full new messages are dropped and counted; drops (and batches the recorder
@@ -41,6 +43,13 @@ MIN_INTERVAL = 0.5
 TICK = 0.05
 #: batches handed to the recorder and not yet acknowledged before sending pauses
 MAX_IN_FLIGHT = 8
+#: a Ray recorder tells each batch when its next flush is due; until this long before
+#: it, a sender keeps what it has instead of sending every tick (rows wait for the flush
+#: anyway, so holding them costs no latency, and each recorder call costs the recorder
+#: far more than an envelope does: bench/scale_bench.py, 1,000 workers in 50 processes)
+FLUSH_LEAD = 0.15
+#: ... but never holds an envelope longer than this
+MAX_HOLD = 1.0
 
 _COALESCED = ("worker_metrics", "stage_metrics")
 
@@ -50,13 +59,21 @@ class _RaySink:
 
     def __init__(self, actor: Any) -> None:
         self.actor = actor
-        self.pending: list[tuple[Any, int]] = []
+        self.pending: list[tuple[Any, int, float]] = []  # (ref, envelopes, sent at)
+        #: the recorder's next flush (this process's monotonic clock), as last heard
+        self.flush_due: float | None = None
 
     def __call__(self, batch: list[dict[str, Any]]) -> None:
-        self.pending.append((self.actor.ingest.remote(batch), len(batch)))
+        self.pending.append((self.actor.report.remote(batch), len(batch), time.monotonic()))
 
     def in_flight(self) -> int:
         return len(self.pending)
+
+    def hold_until(self) -> float | None:
+        """Until when a sender may keep its envelopes: shortly before the recorder's next
+        flush; None when that is unknown or already near (then send every tick)."""
+        due = self.flush_due
+        return None if due is None else due - FLUSH_LEAD
 
     def failed(self) -> int:
         """Envelopes in batches that came back with an error (recorder gone)."""
@@ -64,22 +81,27 @@ class _RaySink:
             return 0
         import ray
 
-        refs = [ref for ref, _ in self.pending]
+        refs = [ref for ref, _, _ in self.pending]
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
         if not ready:
             return 0
         done = set(ready)
         lost = 0
         keep = []
-        for ref, n in self.pending:
+        for ref, n, sent_at in self.pending:
             if ref not in done:
-                keep.append((ref, n))
+                keep.append((ref, n, sent_at))
                 continue
             try:
-                ray.get(ref, timeout=0)
+                due_in = ray.get(ref, timeout=0)
             except Exception as exc:  # noqa: BLE001 - any failure of the recorder is a drop
                 lost += n
                 _warn_once("send", "telemetry batch of %d lost: %s", n, exc)
+            else:
+                # the recorder took the batch after it was sent: counting from the send
+                # puts the flush no later than it is
+                if type(due_in) is float:
+                    self.flush_due = sent_at + due_in
         self.pending = keep
         return lost
 
@@ -114,6 +136,9 @@ class _Sender:
         self.seq: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.wake = threading.Event()
+        #: send what is buffered at the next tick, without holding it (flush, last words)
+        self.urgent = False
+        self.held_since: float | None = None  # when the oldest held envelope was buffered
         self.idle = threading.Event()
         self.idle.set()
         self.sent = 0
@@ -158,6 +183,7 @@ class _Sender:
         with self.lock:
             for key in [k for k in self.latest if k[0] == source]:
                 self._move(key, time.monotonic())
+            self.urgent = True
         self.wake.set()
 
     def _move(self, key: tuple[str, str], now: float) -> None:  # lock held
@@ -199,10 +225,16 @@ class _Sender:
                 if now - self.last_sent.get(key, -1e9) >= self.min_interval:
                     self._move(key, now)
             if not self.buffer:
+                self.held_since = None
                 if not self.latest:
                     self.idle.set()
                 return
+            if self._hold(now):
+                return
+            self.held_since = None
             batch = [self.buffer.popleft() for _ in range(min(len(self.buffer), MAX_BATCH))]
+            if not self.buffer:
+                self.urgent = False
             unreported = self.dropped_total - self.reported
             if unreported and self.job_id:
                 batch.append(self._drop_event(unreported))
@@ -221,6 +253,18 @@ class _Sender:
                 self.reported += unreported
             if self.buffer or self.latest:
                 self.wake.set()
+
+    def _hold(self, now: float) -> bool:  # lock held
+        """Keep the buffer for a later tick: the recorder will not flush before then."""
+        hold_until = getattr(self.send, "hold_until", None)
+        if hold_until is None or self.urgent or len(self.buffer) >= MAX_BATCH:
+            return False
+        until = hold_until()
+        if until is None or now >= until:
+            return False
+        if self.held_since is None:
+            self.held_since = now
+        return now - self.held_since < MAX_HOLD
 
     def _drop_event(self, unreported: int) -> dict[str, Any]:  # lock held
         source = f"telemetry_{os.getpid()}"
@@ -248,6 +292,7 @@ class _Sender:
             now = time.monotonic()
             for key in list(self.latest):
                 self._move(key, now)
+            self.urgent = True
         self.wake.set()
         return self.idle.wait(timeout)
 

@@ -21,8 +21,13 @@ log = logging.getLogger("solstice_inspect.store")
 COMPACT_EVERY = 100
 #: versions younger than this are never deleted (a reader may hold one)
 CLEANUP_GRACE = timedelta(minutes=2)
-#: fragments at least this large are left alone by compaction (bounds rewrite cost)
-TARGET_ROWS_PER_FRAGMENT = 262_144
+#: fragments at least this large are left alone by compaction. It bounds what one
+#: compaction rewrites, and so the recorder's memory: a running job's newest compacted
+#: fragment stays below it and is rewritten, with the new appends, at every compaction;
+#: the allocator keeps that peak. Measured (``bench/scale_bench.py compaction``: 200
+#: workers, 40 min of appends): RSS growth after the first compaction +59 MB at 262,144
+#: rows, +26 MB at 65,536, +13 MB at 32,768; 1M rows read as fast in 16 fragments as in 4.
+TARGET_ROWS_PER_FRAGMENT = 65_536
 
 
 def open_dataset(uri: str) -> lance.LanceDataset | None:
