@@ -193,6 +193,8 @@ class Fold:
         self._seqs: dict[str, list] = {}  # source -> [contiguous watermark, set above it]
         self._upstream: dict[str, list[str]] = {}
         self._log_counts: Counter[str] = Counter()
+        self._records_dag: tuple = ()
+        self._records_top: tuple[Any, Any] = (None, None)
         self._handlers = {t: getattr(self, "_on_" + t) for t in MESSAGE_TYPES}
 
     # ------------------------------------------------------------------ plumbing
@@ -868,6 +870,17 @@ class Fold:
         sources, sinks = sources_and_sinks(self.stages, self.dag_edges)
         totals = {sid: self.stage_totals(st) for sid, st in self.stages.items()}
         records_in, records_out = job_records(totals, sources, sinks)
+        # a job's records never fall while its DAG stands, even when a sink that reported
+        # no output (so: "wrote its input") starts reporting a smaller output
+        dag = (tuple(sources or ()), tuple(sinks or ()))
+        if dag != self._records_dag:
+            self._records_dag, self._records_top = dag, (None, None)
+        top_in, top_out = self._records_top
+        if records_in is not None and top_in is not None:
+            records_in = max(records_in, top_in)
+        if records_out is not None and top_out is not None:
+            records_out = max(records_out, top_out)
+        self._records_top = (records_in, records_out)
         return {
             "stages": len(self.stages),
             "workers": sum(1 for w in self.workers.values() if w.alive and w.stage_id),
