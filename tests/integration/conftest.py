@@ -9,7 +9,15 @@ import pytest
 def ray_cluster():
     ray = pytest.importorskip("ray")
     # the dashboard is needed by the State API (worker logs, actor pids)
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False, ignore_reinit_error=True)
+    ctx = ray.init(
+        num_cpus=2, include_dashboard=True, log_to_driver=False, ignore_reinit_error=True
+    )
+    # Ray's token authentication is on by default and must stay on: every Ray test runs
+    # the recorder, the clients and ray_tools against an authenticating cluster
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    assert is_token_auth_enabled(), "Ray token authentication is off (RAY_AUTH_MODE?)"
+    ray.dashboard_url = ctx.dashboard_url
     yield ray
     ray.shutdown()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import ray
@@ -85,3 +86,19 @@ def test_running_jobs_and_live_worker_debugging(ray_cluster, tmp_path, monkeypat
     with pytest.raises(ray_tools.WorkerGone, match="is COMPLETED"):
         job.worker_logs(worker_id)
     assert JOB not in set(si.running_jobs()["job_id"])
+
+
+def test_the_cluster_refuses_requests_without_its_token(ray_cluster):
+    """The State API ray_tools uses answers only with Ray's token (what the fixture's
+    cluster uses for every Ray test): without it, the dashboard refuses."""
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{ray_cluster.dashboard_url}/api/v0/actors?limit=1"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code in (401, 403)
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
