@@ -14,10 +14,7 @@ once, narrowly (:func:`solstice_inspect.analysis.history.read_run`).
 
 from __future__ import annotations
 
-import contextlib
-import html
 import logging
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +28,7 @@ from solstice_inspect.analysis.history import RunData, read_run, resolve_runs, s
 from solstice_inspect.analysis.layout import layers
 from solstice_inspect.report.static import STYLE, esc, table_html
 from solstice_inspect.report.svgcharts import line_chart_svg
+from solstice_inspect.widgets.guarded import GuardedView
 from solstice_inspect.widgets.tables import Table
 from solstice_inspect.widgets.views import ChartsView
 
@@ -239,7 +237,7 @@ def change_dag_svg(stages: list[str], edges: list[tuple[str, str]], changes: dic
 
 
 # ------------------------------------------------------------------ the comparison
-class Comparison(W.VBox):
+class Comparison(GuardedView, W.VBox):
     """Runs side by side; build one with :func:`compare`.
 
     Attributes
@@ -252,6 +250,8 @@ class Comparison(W.VBox):
     stages : list of str
         Every stage of any run, in pipeline order.
     """
+
+    view_name = "comparison"
 
     def __init__(self, data: list[RunData], info: pd.DataFrame, *, baseline: int) -> None:
         self._data = dict(zip(info["label"], data))
@@ -370,18 +370,6 @@ class Comparison(W.VBox):
             every = bool(change.get("new"))
             self.config.refresh(self.config_diff(all=every))
 
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Any:
-        try:
-            yield
-        except Exception as exc:  # a callback's error is invisible unless shown here
-            log.exception("comparison failed while %s", what)
-            tb = "".join(traceback.format_exception(exc))
-            self.errors.value = (
-                f"<details class='si-widget-error'><summary>Error while {html.escape(what)}: "
-                f"{html.escape(repr(exc))}</summary><pre>{html.escape(tb)}</pre></details>"
-            )
-
     def static_html(self, *, charts: bool = True) -> str:
         """The comparison as static, escaped HTML (no kernel: a saved notebook)."""
         parts = [STYLE, "<div class='si-static si-compare-static'>", self._title_html()]
@@ -410,15 +398,6 @@ class Comparison(W.VBox):
 
     def _repr_html_(self) -> str:
         return self.static_html()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        try:
-            bundle["text/html"] = self.static_html()
-        except Exception as exc:
-            log.exception("static fallback failed")
-            bundle["text/html"] = f"<pre>{html.escape(repr(exc))}</pre>"
-        return bundle
 
     def close(self) -> None:
         """Close every child widget."""

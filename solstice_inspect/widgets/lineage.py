@@ -12,11 +12,9 @@ scans per click), never Lance or Ray itself. Every string shown is escaped.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import logging
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -25,6 +23,7 @@ import pandas as pd
 from solstice_inspect.analysis.lineage import LineageGraph, Neighbourhood, Step, check_depth, pc
 from solstice_inspect.analysis.query import checked_keywords, closest_ids, sql_in, sql_literal
 from solstice_inspect.errors import NotFound
+from solstice_inspect.widgets.guarded import GuardedView
 
 if TYPE_CHECKING:
     from solstice_inspect.store.reader import Job, Store
@@ -100,7 +99,7 @@ def short(text: str, limit: int = LABEL_CHARS) -> str:
     return f"{text[:head]}…{text[-(limit - 1 - head) :]}"
 
 
-class LineageView(W.VBox):
+class LineageView(GuardedView, W.VBox):
     """The lineage graph of one split; build it with :func:`lineage_view`.
 
     Attributes
@@ -114,6 +113,8 @@ class LineageView(W.VBox):
     selected : str
         The split whose detail is shown.
     """
+
+    view_name = "lineage view"
 
     def __init__(
         self,
@@ -230,19 +231,6 @@ class LineageView(W.VBox):
             self.selected = split_id
             self.detail.value = split_detail_html(split_detail(self.job, split_id))
 
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Any:
-        # callback errors in a kernel thread are invisible: show them under the view
-        try:
-            yield
-        except Exception as exc:
-            log.exception("lineage view failed while %s", what)
-            tb = "".join(traceback.format_exception(exc))
-            self.errors.value = (
-                f"<details class='si-widget-error'><summary>Error while {html.escape(what)}: "
-                f"{html.escape(repr(exc))}</summary><pre>{html.escape(tb)}</pre></details>"
-            )
-
     # ------------------------------------------------------------------ static
     def static_html(self) -> str:
         """The view without a kernel: the splits drawn by hop, and the detail shown."""
@@ -273,15 +261,6 @@ class LineageView(W.VBox):
 
     def _repr_html_(self) -> str:
         return self.static_html()
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        try:
-            bundle["text/html"] = self.static_html()
-        except Exception as exc:
-            log.exception("static fallback failed")
-            bundle["text/html"] = f"<pre>{html.escape(repr(exc))}</pre>"
-        return bundle
 
 
 # ------------------------------------------------------------------ a split's detail

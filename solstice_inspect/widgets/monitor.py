@@ -12,12 +12,10 @@ for each poll of a running one.
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import logging
 import threading
 import time
-import traceback
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
@@ -29,6 +27,7 @@ from solstice_inspect.analysis.snapshot import SNAPSHOT_COLUMNS, JobSnapshot
 from solstice_inspect.live import LiveJob, first_attempt
 from solstice_inspect.report import static
 from solstice_inspect.widgets.dag import add_stages, dag_widget, update_dag
+from solstice_inspect.widgets.guarded import GuardedView
 from solstice_inspect.widgets.tables import TabsView
 from solstice_inspect.widgets.views import ChartsView, HeaderView
 
@@ -68,7 +67,7 @@ LABELS = {
 }  # fmt: skip
 
 
-class JobMonitor(W.VBox):
+class JobMonitor(GuardedView, W.VBox):
     """The job dashboard; build it with :func:`job_monitor`.
 
     Attributes
@@ -80,6 +79,8 @@ class JobMonitor(W.VBox):
     updates : int
         Live updates applied (for tests and benchmarks).
     """
+
+    view_name = "job monitor"
 
     def __init__(
         self,
@@ -322,19 +323,6 @@ class JobMonitor(W.VBox):
                 child.close()
         super().close()
 
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Any:
-        # callback errors in a kernel thread are invisible: show them under the view
-        try:
-            yield
-        except Exception as exc:
-            log.exception("job monitor failed while %s", what)
-            tb = "".join(traceback.format_exception(exc))
-            self.errors.value = (
-                f"<details class='si-widget-error'><summary>Error while {html.escape(what)}: "
-                f"{html.escape(repr(exc))}</summary><pre>{html.escape(tb)}</pre></details>"
-            )
-
     # ------------------------------------------------------------------ static
     def static_html(self, *, charts: bool = True) -> str:
         """The dashboard as static, escaped HTML.
@@ -344,15 +332,6 @@ class JobMonitor(W.VBox):
         """
         with self._lock:
             return static.snapshot_html(self.snapshot, self._header(), charts=charts)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        try:
-            bundle["text/html"] = self.static_html()
-        except Exception as exc:
-            log.exception("static fallback failed")
-            bundle["text/html"] = f"<pre>{html.escape(repr(exc))}</pre>"
-        return bundle
 
 
 def job_monitor(
