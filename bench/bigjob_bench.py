@@ -7,7 +7,9 @@ Not a test: it prints figures and never fails on a number.
     .venv/bin/python bench/bigjob_bench.py worst [--appends 3600]
 
 ``big`` builds an archived job of 1,000 workers × ``reports`` worker_metrics rows (10M by
-default) and 50,000 stage_metrics windows (``tests/widget_jobs.big_job``), then, each in
+default) and 50,000 stage_metrics windows (``tests/widget_jobs.big_job``), finalizes it
+as the recorder does when an attempt ends (last compaction, BTREE index on worker_id),
+then, each in
 a fresh Python process (cold: nothing cached but the OS page cache), alternating with a
 baseline job of the same shape and 10,000 rows:
 
@@ -110,6 +112,18 @@ def big(args: argparse.Namespace) -> None:
         job = big_job(store, "etl_big", workers=1000, reports=args.reports, windows=10_000)
         big_job(store, "etl_base", workers=1000, reports=10, windows=10_000)
         print(f"built in {time.perf_counter() - t:.1f} s")
+        # what the recorder does when an attempt ends: the last compaction and indices
+        from solstice_inspect.recorder.session import INDEXED
+        from solstice_inspect.schema import SCHEMAS
+
+        t = time.perf_counter()
+        for name in ("etl_big", "etl_base"):
+            j = store.job(name)
+            for table, cols in INDEXED.items():
+                u = layout.table_uri(store.root, j.job_id, j.attempt_id, table)
+                if _dataset.open_dataset(u) is not None:
+                    _dataset.DatasetWriter(u, SCHEMAS[table]).finalize(cols)
+        print(f"finalized (compaction + indices) in {time.perf_counter() - t:.1f} s")
         uri = layout.table_uri(store.root, job.job_id, job.attempt_id, "worker_metrics")
         ds = lance.dataset(uri)
         print(f"worker_metrics: {ds.count_rows():,} rows, {len(ds.get_fragments())} fragments")

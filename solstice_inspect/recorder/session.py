@@ -43,6 +43,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("solstice_inspect.recorder")
 
+#: columns indexed when an attempt ends: the filters users and views run on big tables
+INDEXED = {
+    "worker_metrics": ("worker_id",),
+    "worker_resources": ("worker_id",),
+    "logs": ("worker_id",),
+}
+
 _OPTIONS = (
     "config",
     "dag_edges",
@@ -445,8 +452,8 @@ class Recording(FinishOnExit):
         self._thread.join()
         self.flush()
         self._compactor.close()
-        for writer in self._writers.values():
-            writer.compact()
+        for table, writer in self._writers.items():
+            writer.finalize(INDEXED.get(table, ()))
 
 
 #: errors of a message the checks let through but the fold cannot use: counted as

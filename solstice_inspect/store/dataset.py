@@ -93,6 +93,21 @@ class DatasetWriter:
             else:
                 self.compact()
 
+    def finalize(self, index_columns: tuple[str, ...] = ()) -> None:
+        """The last compaction of an attempt's table, then a BTREE index on each of
+        ``index_columns`` (one worker's rows of a 10M-row table: 0.11 s with it, 0.3 s
+        without). Rows appended later (a resumed recorder) are still found: Lance scans
+        what the index does not cover. Failures are logged, never raised."""
+        self.compact()
+        if not index_columns:
+            return
+        try:
+            ds = lance.dataset(self.uri)
+            for column in index_columns:
+                ds.create_scalar_index(column, index_type="BTREE", replace=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("index of %s skipped: %s", self.uri, exc)
+
     def compact(self) -> None:
         """Merge small fragments, then drop versions older than the grace period.
 

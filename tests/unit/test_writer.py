@@ -11,6 +11,7 @@ import time
 
 import lance
 
+from solstice_inspect.recorder.session import Recording
 from solstice_inspect.store import layout
 from tests.conftest import T0, metrics, started
 
@@ -150,3 +151,24 @@ def test_compaction_runs_beside_the_flushes_not_inside_them(store, msg, monkeypa
     rec.finish("COMPLETED")
     wm = store.job("j1").table("worker_metrics", columns=["output_records"])
     assert sorted(wm.column("output_records").to_pylist()) == [10 * (i + 1) for i in range(9)]
+
+
+def test_an_ended_attempt_indexes_worker_id_and_a_resumed_one_still_finds_new_rows(store, msg):
+    rec = store.record("j1")
+    rec.ingest(
+        [started(msg), *[metrics(msg, f"src_w{i}_aaaaaa", "src", T0 + i, i) for i in range(5)]]
+    )
+    rec.finish("COMPLETED")
+    job = store.job("j1")
+    uri = layout.table_uri(store.root, job.job_id, job.attempt_id, "worker_metrics")
+    indices = lance.dataset(uri).describe_indices()
+    assert [(i.field_names, i.type_url.rsplit(".", 1)[-1]) for i in indices] == [
+        (["worker_id"], "BTreeIndexDetails")
+    ]
+    # rows the index does not cover (appended later) are found too
+    more = Recording(store, "j1", attempt_id=job.attempt_id, resume=True)
+    more.ingest([metrics(msg, "src_w2_aaaaaa", "src", T0 + 9, 99)])
+    more.flush()
+    rows = store.job("j1").table("worker_metrics", where="worker_id = 'src_w2_aaaaaa'")
+    assert sorted(rows.column("output_records").to_pylist()) == [2, 99]
+    more.finish("COMPLETED")
