@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("solstice_inspect.widgets")
 
+#: tabs read from the store when shown (not kept in the live model), and their tables
+SIDE_TABLES = ("checkpoints", "logs")
+#: the last log lines the Logs tab serves (all of them stay in the store: ``job.logs()``)
+MAX_LOG_LINES = 5_000
+
 EXCEPTION_COLUMNS = [
     "ts", "exception_type", "stage_id", "worker_id", "split_id", "message", "fingerprint",
     "stacktrace", "exception_id", "truncated",
@@ -166,10 +171,39 @@ class JobMonitor(GuardedView, W.VBox):
                     labels=LABELS, send=False)  # fmt: skip
         t.add_table("stage_partitions", self._stage_partitions,
                     title="Partitions of the stage", labels=LABELS, send=False)  # fmt: skip
+        # read from the store when shown, re-read when their tables' versions move
+        t.add_table("checkpoints", lambda: self._side("checkpoints"),
+                    title="Checkpoints (newest last)", labels=LABELS, send=False)  # fmt: skip
+        t.add_table("logs", lambda: self._side("logs"),
+                    title=f"Log lines (the last {MAX_LOG_LINES:,}; filter a column to search)",
+                    labels=LABELS, send=False)  # fmt: skip
+        self._side_versions = {n: self.live.job.version(n) for n in SIDE_TABLES}
         with t.hold_sync():
             t.tabs = self._tab_list()
             t.selected = "stages"
             t.sync_tables()
+
+    def _side(self, name: str) -> Any:
+        """A tab read from the store rather than the live model: checkpoints, logs."""
+        job = self.live.job
+        if name == "checkpoints":
+            history = getattr(job, "checkpoint_history", None)
+            return history() if history is not None else job.checkpoints()
+        logs = job.logs(limit=MAX_LOG_LINES) if hasattr(job, "checkpoint_history") else None
+        if logs is None:
+            logs = job.logs().tail(MAX_LOG_LINES)
+        cols = [c for c in ("ts", "level", "worker_id", "stage_id", "message") if c in logs]
+        return logs.loc[:, cols].reset_index(drop=True)
+
+    def _side_changes(self) -> set[str]:
+        """The side tables whose datasets moved since they were last read."""
+        moved = set()
+        for name in SIDE_TABLES:
+            version = self.live.job.version(name)
+            if version != self._side_versions.get(name):
+                self._side_versions[name] = version
+                moved.add(name)
+        return moved
 
     def _stage_workers(self) -> pa.Table:
         workers = self.snapshot.workers()
@@ -196,6 +230,8 @@ class JobMonitor(GuardedView, W.VBox):
             {"id": "exceptions", "title": "Exceptions",
              "tables": ["exception_groups", "exceptions"], "badge": n_exc},
             {"id": "partitions", "title": "Partitions", "tables": ["partitions"]},
+            {"id": "checkpoints", "title": "Checkpoints", "tables": ["checkpoints"]},
+            {"id": "logs", "title": "Logs", "tables": ["logs"]},
             {"id": "config", "title": "Configuration", "text": config},
         ]  # fmt: skip
         if self.selected is not None:
@@ -256,7 +292,7 @@ class JobMonitor(GuardedView, W.VBox):
                 update_dag(self.dag, summary)
                 if new_sm is not None and new_sm.num_rows:
                     self.charts.append(new_sm.to_pandas(), lambda: snap.stage_metrics)
-                self._refresh_tables(changed)
+                self._refresh_tables(changed | self._side_changes())
             self.updates += 1
         if self.live.done and not self.live.follow:
             self._stop_live()
@@ -276,6 +312,10 @@ class JobMonitor(GuardedView, W.VBox):
             t.refresh_table("exception_groups")
             t.refresh_table("exceptions")
             touched = True
+        for name in SIDE_TABLES:
+            if name in changed:
+                t.refresh_table(name)
+                touched = True
         if "partition_metrics" in changed:
             t.refresh_table("partitions")
             if self.selected is not None:

@@ -441,3 +441,71 @@ def test_the_widgets_chart_specs_are_valid_altair_charts():
         chart = alt.Chart.from_dict(spec)  # validates against Vega-Lite's schema
         assert chart.to_dict()["encoding"]["y"]["title"] == CHARTS[name][2]
         assert spec["data"] == {"name": "series"}
+
+
+def test_checkpoints_and_logs_tabs_read_the_store_and_follow_it(tmp_path):
+    store = si.connect(tmp_path / "store")
+    t0 = 1_764_331_200.0
+    seq = iter(range(10_000))
+
+    def env(mtype, source, ts, payload):
+        return si.envelope(mtype, "tabs_job", source, ts, payload, next(seq))
+
+    rec = store.record("tabs_job", flush_interval=3600)
+    msgs = [env("job_started", "tabs_job", t0, {"dag_edges": {"src": ["sink"]}})]
+    for k in range(3):
+        msgs.append(
+            env(
+                "checkpoint",
+                "src",
+                t0 + 10 * k + 1,
+                {
+                    "checkpoint_id": f"chk_{k}",
+                    "status": "COMPLETED",
+                    "trigger_time": t0 + 10 * k,
+                    "completion_time": t0 + 10 * k + 1,
+                },
+            )
+        )
+    lines = [("INFO", "started"), ("WARNING", "slow <b>disk</b>"), ("ERROR", "disk full")]
+    for k, (level, text) in enumerate(lines):
+        msgs.append(
+            env(
+                "log", "src_w0_aaaaaa", t0 + k, {"stage_id": "src", "level": level, "message": text}
+            )
+        )
+    msgs.append(
+        env("worker_metrics", "src_w0_aaaaaa", t0 + 5, {"stage_id": "src", "output_records": 10})
+    )
+    rec.ingest(msgs)
+    rec.flush()
+    m = JobMonitor(store.job("tabs_job"), refresh=60)
+    try:
+        m.live.stop()  # drive the updates by hand
+        assert {"checkpoints", "logs"} <= {tab["id"] for tab in m.tabs.tabs}
+        reply, rows = page(m, "checkpoints", offset=0, limit=25)
+        assert reply["total"] == 3
+        assert list(rows["checkpoint_id"]) == ["chk_0", "chk_1", "chk_2"]
+        reply, rows = page(m, "logs", offset=0, limit=25, filters={"message": "disk"})
+        assert (reply["total"], reply["filtered"]) == (3, 2)
+        assert sorted(rows["message"]) == ["disk full", "slow <b>disk</b>"]  # text, kept as is
+        # the job goes on: a new log line shows after the next update
+        rec.ingest(
+            [
+                env("log", "src_w0_aaaaaa", t0 + 7, {"level": "ERROR", "message": "again"}),
+                env(
+                    "worker_metrics",
+                    "src_w0_aaaaaa",
+                    t0 + 8,
+                    {"stage_id": "src", "output_records": 20},
+                ),
+            ]
+        )
+        rec.flush()
+        m.update(m.live.poll())
+        reply, rows = page(m, "logs", offset=0, limit=25)
+        assert reply["total"] == 4
+        assert rows["message"].iloc[-1] == "again"
+    finally:
+        m.close()
+        rec.finish("COMPLETED")
