@@ -15,25 +15,32 @@ from solstice_inspect.analysis.layout import LEVEL_COLOURS, edge_label, layers, 
 NODE_W, NODE_H = 190, 66
 NODE_SEP, RANK_SEP, PADDING = 24, 80, 12
 
-CYTO_STYLE = [
-    {
+
+def node_style(*, width: int, height: int, font_size: int, background: str) -> dict[str, Any]:
+    """The look every graph of ours gives its nodes (stage DAG, lineage): a labelled
+    rounded box, white text on ``background``."""
+    return {
         "selector": "node",
         "style": {
             "shape": "round-rectangle",
-            "width": NODE_W,
-            "height": NODE_H,
+            "width": width,
+            "height": height,
             "label": "data(label)",
             "text-wrap": "wrap",
             "text-valign": "center",
             "text-halign": "center",
-            "font-size": 13,
+            "font-size": font_size,
             "font-family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
             "color": "#fff",
-            "background-color": LEVEL_COLOURS["OK"],
+            "background-color": background,
             "border-width": 1,
             "border-color": "#333",
         },
-    },
+    }
+
+
+CYTO_STYLE = [
+    node_style(width=NODE_W, height=NODE_H, font_size=13, background=LEVEL_COLOURS["OK"]),
     {"selector": "node.low", "style": {"background-color": LEVEL_COLOURS["LOW"]}},
     {"selector": "node.high", "style": {"background-color": LEVEL_COLOURS["HIGH"]}},
     {"selector": "node:selected", "style": {"border-width": 3, "border-color": "#1f3b73"}},

@@ -23,6 +23,7 @@ import pandas as pd
 from solstice_inspect.analysis.lineage import LineageGraph, Neighbourhood, Step, check_depth, pc
 from solstice_inspect.analysis.query import checked_keywords, closest_ids, sql_in, sql_literal
 from solstice_inspect.errors import NotFound
+from solstice_inspect.widgets.dag import node_style
 from solstice_inspect.widgets.guarded import GuardedView
 
 if TYPE_CHECKING:
@@ -40,24 +41,7 @@ LABEL_CHARS = 36
 NODE_W, NODE_H = 220, 44
 
 CYTO_STYLE = [
-    {
-        "selector": "node",
-        "style": {
-            "shape": "round-rectangle",
-            "width": NODE_W,
-            "height": NODE_H,
-            "label": "data(label)",
-            "text-wrap": "wrap",
-            "text-valign": "center",
-            "text-halign": "center",
-            "font-size": 11,
-            "font-family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif",
-            "color": "#fff",
-            "background-color": "#4c78a8",
-            "border-width": 1,
-            "border-color": "#333",
-        },
-    },
+    node_style(width=NODE_W, height=NODE_H, font_size=11, background="#4c78a8"),
     {"selector": "node.origin", "style": {"background-color": "#f58518", "border-width": 2}},
     {"selector": "node.parent-only", "style": {"background-color": "#9e9e9e"}},
     {
