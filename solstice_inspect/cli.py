@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib
 import sys
 import warnings
 from collections.abc import Sequence
@@ -253,7 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_report)
     _add_more(sub, add)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub, add)
     return parser
+
+
+#: packages that bring their own commands: each module has ``register(sub, add)`` that
+#: adds its sub-commands with ``add(name, help)`` (which gives them ``--store``) and
+#: imports what the command needs only when it runs
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _add_more(sub, add) -> None:  # type: ignore[no-untyped-def]

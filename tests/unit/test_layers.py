@@ -23,10 +23,11 @@ LAYERS: dict[str, list[str]] = {
     "errors/schema": ["errors", "schema"],
     "protocol": ["protocol", "semantics"],
     "store": ["store", "store.*"],
-    "recorder/live": ["recorder", "recorder.*", "live", "ray_tools"],
+    "recorder/live": ["recorder", "recorder.*", "live", "ray_tools", "follow", "follow.*"],
     "analysis": ["analysis", "analysis.*"],
     "views": [
         "widgets", "widgets.*", "report", "report.*", "cli", "charts", "api", "demo", "demo.*",
+        "ops", "ops.*", "portal", "portal.*",
     ],
 }  # fmt: skip
 TOP = "package __init__"
