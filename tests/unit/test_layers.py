@@ -26,8 +26,8 @@ LAYERS: dict[str, list[str]] = {
     "recorder/live": ["recorder", "recorder.*", "live", "ray_tools", "follow", "follow.*"],
     "analysis": ["analysis", "analysis.*"],
     "views": [
-        "widgets", "widgets.*", "report", "report.*", "cli", "charts", "api", "demo", "demo.*",
-        "ops", "ops.*", "portal", "portal.*",
+        "widgets", "widgets.*", "report", "report.*", "cli", "charts", "api", "api.*",
+        "demo", "demo.*", "ops", "ops.*", "portal", "portal.*",
     ],
 }  # fmt: skip
 TOP = "package __init__"

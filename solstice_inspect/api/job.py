@@ -1,4 +1,4 @@
-"""The public :class:`Store` and :class:`Job`: the store's readers plus derived views.
+"""The public :class:`Store` and :class:`Job` (re-exported by :mod:`solstice_inspect.api`).
 
 What is derived: the job model, stage summary, exception groups, HTML, live worker
 debugging.
@@ -19,6 +19,9 @@ from solstice_inspect.analysis import lineage as _lineage
 from solstice_inspect.analysis import query as _query
 from solstice_inspect.analysis import splits as _splits
 from solstice_inspect.analysis.snapshot import SNAPSHOT_COLUMNS, JobSnapshot
+from solstice_inspect.api.advice import AdviceViews
+from solstice_inspect.api.incidents import IncidentViews
+from solstice_inspect.api.profiles import ProfileViews
 from solstice_inspect.errors import NotFound
 from solstice_inspect.live import LiveJob
 from solstice_inspect.recorder.session import Recording
@@ -45,7 +48,7 @@ def read_snapshot(job: _reader.Job) -> JobSnapshot:
     return snap
 
 
-class Job(_reader.Job):
+class Job(IncidentViews, ProfileViews, AdviceViews, _reader.Job):
     """One attempt of one job, read from the store (running or archived alike).
 
     Get one with :func:`solstice_inspect.job` or :meth:`Store.job`. Every table is a
