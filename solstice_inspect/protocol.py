@@ -56,7 +56,15 @@ SOLSTICE_TYPES = (
     "split_processed",
     "checkpoint",
 )
-EXTENSION_TYPES = ("worker_resources", "log", "event", "custom_metric")
+EXTENSION_TYPES = (
+    "worker_resources",
+    "log",
+    "event",
+    "custom_metric",
+    "incident",
+    "profile",
+    "sample",
+)
 MESSAGE_TYPES = frozenset(SOLSTICE_TYPES + EXTENSION_TYPES)
 
 #: A job id becomes a path component: letters, digits, then ``.``, ``_`` or ``-``.
@@ -196,10 +204,48 @@ PAYLOAD_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         "metadata": (_D, False),
     },
     "custom_metric": {"name": (_X, True), "value": (_N, True), "labels": (_D, False)},
+    # a split running far longer than its stage's finished splits, seen by the worker's
+    # own telemetry client: the stack and log tail are taken at detection time
+    "incident": {
+        "kind": (_X, True),
+        "incident_id": (_X, False),
+        "stage_id": (_X, False),
+        "worker_id": (_X, False),
+        "split_id": (_X, False),
+        "started_at": (_T, False),
+        "elapsed_s": (_C, False),
+        "threshold_s": (_C, False),
+        "mean_s": (_C, False),
+        "std_s": (_C, False),
+        "finished_splits": (_C, False),
+        "description": (_S, False),
+        "stack": (_S, False),
+        "log_tail": (_S, False),
+    },
+    # a sampling profile of one worker: folded stacks ("outer;inner;leaf") and counts
+    "profile": {
+        "worker_id": (_X, True),
+        "stacks": (_L, True),
+        "profile_id": (_X, False),
+        "stage_id": (_X, False),
+        "duration_s": (_C, False),
+        "rate_hz": (_C, False),
+    },
+    # a few output rows of one split (opt-in data peek): stored as capped JSON text
+    "sample": {
+        "split_id": (_X, True),
+        "rows": (_L, True),
+        "stage_id": (_X, False),
+        "worker_id": (_X, False),
+    },
 }
 
 #: string fields with their own cap (others: MAX_MESSAGE_CHARS)
-_STRING_CAPS = {"stacktrace": MAX_STACKTRACE_CHARS}
+_STRING_CAPS = {
+    "stacktrace": MAX_STACKTRACE_CHARS,
+    "stack": MAX_STACKTRACE_CHARS,
+    "log_tail": MAX_STACKTRACE_CHARS,
+}
 #: maps stored as capped JSON text (the others become rows or recorder state)
 _JSON_TEXT_FIELDS = frozenset({"config", "final_metrics", "metadata", "labels"})
 #: list / map content (estimated characters) above which an envelope is measured exactly
@@ -556,7 +602,7 @@ def _check_payload(
                 value = value.encode("utf-8", "backslashreplace").decode("utf-8")
             if len(value) > MAX_MESSAGE_CHARS:  # the smallest cap
                 limit = _STRING_CAPS.get(name, MAX_MESSAGE_CHARS)
-                if name == "stacktrace":
+                if name == "stacktrace" or name == "stack":
                     value, cut = cap_trace(value, limit)
                 else:
                     value, cut = cap(value, limit)

@@ -38,6 +38,14 @@ from solstice_inspect.semantics import fingerprint, job_records, sources_and_sin
 
 #: log lines kept per worker; beyond it lines are counted in ``stats["logs_capped"]``
 MAX_LOG_LINES_PER_WORKER = 10_000
+#: data peek: rows kept per split, characters of their JSON, splits kept per stage
+MAX_SAMPLE_ROWS = 5
+MAX_SAMPLE_CHARS = 16_384
+MAX_SAMPLES_PER_STAGE = 1_000
+#: a profile keeps its most sampled stacks (the rest merged into one row) of capped length
+MAX_PROFILE_STACKS = 5_000
+MAX_STACK_CHARS = 16_384
+OTHER_STACKS = "[other stacks]"
 #: out-of-order sequences remembered per producer before the window slides
 SEQUENCE_WINDOW = 4_096
 #: split ids remembered per stage to count a redelivered split once: redelivery follows
@@ -193,6 +201,7 @@ class Fold:
         self._seqs: dict[str, list] = {}  # source -> [contiguous watermark, set above it]
         self._upstream: dict[str, list[str]] = {}
         self._log_counts: Counter[str] = Counter()
+        self._sample_counts: Counter[str] = Counter()
         self._records_dag: tuple = ()
         self._records_top: tuple[Any, Any] = (None, None)
         self._handlers = {t: getattr(self, "_on_" + t) for t in MESSAGE_TYPES}
@@ -768,6 +777,76 @@ class Fold:
         self._log_counts[key] += 1
         level = str(p.get("level") or "INFO").upper()
         self._emit("logs", (ts, worker_id, stage_id, level, p["message"], env.truncated))
+
+    def _on_incident(self, env: Envelope, p: dict, ts: float) -> None:
+        stage_id, worker_id = self._owner(env, p)
+        iid = p.get("incident_id") or (
+            f"{env.source_id}-{env.sequence}" if env.sequence is not None else uuid.uuid4().hex[:16]
+        )
+        self._emit(
+            "incidents",
+            (
+                ts,
+                iid,
+                p["kind"],
+                stage_id,
+                worker_id,
+                p.get("split_id"),
+                p.get("started_at"),
+                p.get("elapsed_s"),
+                p.get("threshold_s"),
+                p.get("mean_s"),
+                p.get("std_s"),
+                _int(p.get("finished_splits")),
+                p.get("description"),
+                p.get("stack"),
+                p.get("log_tail"),
+                env.truncated,
+            ),
+        )
+
+    def _on_profile(self, env: Envelope, p: dict, ts: float) -> None:
+        counts: Counter[str] = Counter()
+        for item in p["stacks"]:
+            if isinstance(item, dict):
+                stack, n = item.get("stack"), item.get("count")
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                stack, n = item
+            else:
+                raise InvalidMessage("wrong_type", "profile stacks[] are [stack, count] pairs")
+            if not isinstance(stack, str) or type(n) is not int or n < 0:
+                raise InvalidMessage(
+                    "wrong_type", "profile stacks[]: a folded stack string and a count >= 0"
+                )
+            counts[cap(stack, MAX_STACK_CHARS)[0]] += n
+        kept = counts.most_common(MAX_PROFILE_STACKS)
+        rest = sum(counts.values()) - sum(n for _, n in kept)
+        if rest:
+            kept.append((OTHER_STACKS, rest))
+        stage_id, worker_id = self._owner(env, p)
+        pid = p.get("profile_id") or (
+            f"{env.source_id}-{env.sequence}" if env.sequence is not None else uuid.uuid4().hex[:16]
+        )
+        head = (ts, pid, worker_id, stage_id, p.get("duration_s"), p.get("rate_hz"))
+        for stack, n in kept:
+            self._emit("profiles", (*head, stack, n))
+
+    def _on_sample(self, env: Envelope, p: dict, ts: float) -> None:
+        stage_id, worker_id = self._owner(env, p)
+        key = stage_id or env.source_id
+        if self._sample_counts[key] >= MAX_SAMPLES_PER_STAGE:
+            self.stats["samples_capped"] += 1
+            return
+        self._sample_counts[key] += 1
+        rows = list(p["rows"])
+        cut = len(rows) > MAX_SAMPLE_ROWS
+        rows = rows[:MAX_SAMPLE_ROWS]
+        text = json.dumps(rows, default=str, ensure_ascii=False)
+        text, capped = cap(text, MAX_SAMPLE_CHARS)
+        self._emit(
+            "samples",
+            (ts, p["split_id"], stage_id, worker_id, text, len(rows), cut or capped),
+        )
 
     def _on_custom_metric(self, env: Envelope, p: dict, ts: float) -> None:
         self._emit(

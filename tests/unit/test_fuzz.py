@@ -296,6 +296,42 @@ PLAUSIBLE: dict[str, tuple[Any, Any]] = {  # message type -> (source ids, payloa
             optional={"labels": st.dictionaries(st.text(max_size=4), st.text(max_size=4))},
         ),
     ),
+    "incident": (
+        workers,
+        optional(
+            {"kind": st.sampled_from(["straggler", "hang"])},
+            optional={
+                "stage_id": stages,
+                "split_id": splits,
+                "started_at": times,
+                "elapsed_s": seconds,
+                "threshold_s": seconds,
+                "finished_splits": counters,
+                "stack": stacktraces,
+                "log_tail": texts,
+            },
+        ),
+    ),
+    "profile": (
+        st.just("profiler") | workers,
+        optional(
+            {
+                "worker_id": workers,
+                "stacks": st.lists(st.tuples(texts, st.integers(0, 1_000)).map(list), max_size=4),
+            },
+            optional={"duration_s": seconds, "rate_hz": st.floats(0, 1_000)},
+        ),
+    ),
+    "sample": (
+        workers,
+        optional(
+            {
+                "split_id": splits,
+                "rows": st.lists(st.dictionaries(st.text(max_size=4), scalars, max_size=3)),
+            },
+            optional={"stage_id": stages},
+        ),
+    ),
 }
 assert set(PLAUSIBLE) == MESSAGE_TYPES
 

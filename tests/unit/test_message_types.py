@@ -97,6 +97,42 @@ def one_of_each(msg) -> list[dict]:
             T0 + 1.9,
             {"name": "cache_hit_ratio", "value": 0.605, "labels": {"cache": "lru"}},
         ),
+        msg(
+            "incident",
+            w,
+            T0 + 1.91,
+            {
+                "kind": "straggler",
+                "stage_id": "src",
+                "split_id": "src_split_1",
+                "started_at": T0 + 0.5,
+                "elapsed_s": 1.41,
+                "threshold_s": 0.9,
+                "mean_s": 0.25,
+                "std_s": 0.16,
+                "finished_splits": 12,
+                "stack": 'File "w.py", line 9, in process\n    time.sleep(30)',
+                "log_tail": "fetching src_split_1",
+            },
+        ),
+        msg(
+            "profile",
+            w,
+            T0 + 1.92,
+            {
+                "worker_id": w,
+                "profile_id": "p1",
+                "duration_s": 10.0,
+                "rate_hz": 100.0,
+                "stacks": [["main;process;parse", 600], {"stack": "main;process;io", "count": 400}],
+            },
+        ),
+        msg(
+            "sample",
+            w,
+            T0 + 1.93,
+            {"split_id": "src_split_0", "rows": [{"id": i, "name": f"r{i}"} for i in range(7)]},
+        ),
         msg("stage_completed", "src", T0 + 2.0, {}),
         msg(
             "worker_stopped",
@@ -115,7 +151,7 @@ def at(seconds: float) -> pd.Timestamp:
 def test_one_envelope_of_each_type_lands_in_its_table(store, msg):
     msgs = one_of_each(msg)
     with store.record("j1") as rec:
-        assert rec.ingest(msgs) == {"accepted": 16, "duplicates": 0, "rejected": 0}
+        assert rec.ingest(msgs) == {"accepted": 19, "duplicates": 0, "rejected": 0}
     # job_failed ends a second attempt (an attempt has one final status)
     with store.record("j1") as failed:
         counts = failed.ingest(
@@ -198,6 +234,26 @@ def test_one_envelope_of_each_type_lands_in_its_table(store, msg):
     cm = job.custom_metrics().iloc[0]
     assert (cm["source_id"], cm["name"], cm["value"]) == ("mid", "cache_hit_ratio", 0.605)
     assert json.loads(cm["labels"]) == {"cache": "lru"}
+    # incident -> incidents, owned by the sending worker's stage
+    inc = job.to_pandas("incidents").iloc[0]
+    assert (inc["kind"], inc["stage_id"], inc["worker_id"], inc["split_id"]) == (
+        "straggler",
+        "src",
+        "src_w0_aaaaaa",
+        "src_split_1",
+    )
+    assert (inc["elapsed_s"], inc["finished_splits"], inc["started_at"]) == (1.41, 12, at(0.5))
+    assert "time.sleep(30)" in inc["stack"]
+    # profile -> one profiles row per folded stack
+    prof = job.to_pandas("profiles").sort_values("samples")
+    assert prof[["profile_id", "stack", "samples"]].values.tolist() == [
+        ["p1", "main;process;io", 400],
+        ["p1", "main;process;parse", 600],
+    ]
+    # sample -> samples: at most five rows kept, marked truncated
+    sample = job.to_pandas("samples").iloc[0]
+    assert json.loads(sample["rows"]) == [{"id": i, "name": f"r{i}"} for i in range(5)]
+    assert (sample["row_count"], bool(sample["truncated"])) == (5, True)
     # every row keeps its message's own time
     assert wm["ts"].iloc[0] == at(1)
     assert cm["ts"] == at(1.9)
