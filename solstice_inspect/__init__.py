@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from solstice_inspect import charts, widgets
     from solstice_inspect.analysis.snapshot import JobSnapshot
+    from solstice_inspect.archives import import_solstice
     from solstice_inspect.ray_tools import running_jobs
     from solstice_inspect.recorder.actor import JobRecorder
     from solstice_inspect.recorder.client import Telemetry
@@ -54,6 +55,7 @@ __all__ = [
     "connect",
     "envelope",
     "history",
+    "import_solstice",
     "job",
     "job_browser",
     "job_monitor",
@@ -81,6 +83,7 @@ _LAZY = {
     "JobSnapshot": "solstice_inspect.analysis.snapshot",
     "compare": "solstice_inspect.widgets",
     "Comparison": "solstice_inspect.widgets",
+    "import_solstice": "solstice_inspect.archives",
 }
 
 

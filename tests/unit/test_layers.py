@@ -27,7 +27,7 @@ LAYERS: dict[str, list[str]] = {
     "analysis": ["analysis", "analysis.*"],
     "views": [
         "widgets", "widgets.*", "report", "report.*", "cli", "charts", "api", "api.*",
-        "demo", "demo.*", "ops", "ops.*", "portal", "portal.*",
+        "demo", "demo.*", "ops", "ops.*", "portal", "portal.*", "archives", "archives.*",
     ],
 }  # fmt: skip
 TOP = "package __init__"
