@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv js browser-deps lint format bench clean
+.PHONY: demo test venv js browser-deps ops-deps lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -27,11 +27,20 @@ js: $(NODE_STAMP)
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# A real Prometheus server and promtool for tests/integration/test_exporter_prometheus.py
+# and the alert-rule unit tests (Debian's package; Grafana is not packaged, its dashboards
+# are checked by running every panel's PromQL against this server). Where there is no init
+# system (a container) the package's service simply does not start; apt's exit code still
+# fails the target when the install itself fails.
+ops-deps:
+	command -v prometheus >/dev/null || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+
 demo: venv
 	$(BIN)/solstice-inspect demo
 
 # lint first: a lint or type error fails the run before the (slow) tests start
-test: lint js browser-deps
+test: lint js browser-deps ops-deps
 	$(BIN)/python -m pytest -q
 
 # pyright's settings are in pyproject.toml; the variable stops its per-run "newer version?"

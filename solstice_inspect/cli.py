@@ -262,7 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
 #: packages that bring their own commands: each module has ``register(sub, add)`` that
 #: adds its sub-commands with ``add(name, help)`` (which gives them ``--store``) and
 #: imports what the command needs only when it runs
-_COMMAND_MODULES: tuple[str, ...] = ("solstice_inspect.archives.commands",)
+_COMMAND_MODULES: tuple[str, ...] = (
+    "solstice_inspect.ops.commands",
+    "solstice_inspect.archives.commands",
+)
 
 
 def _add_more(sub, add) -> None:  # type: ignore[no-untyped-def]
