@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect.analysis.snapshot import JobSnapshot
     from solstice_inspect.archives import import_solstice
     from solstice_inspect.ray_tools import running_jobs
+    from solstice_inspect.raydata import trace_ray_data
     from solstice_inspect.recorder.actor import JobRecorder
     from solstice_inspect.recorder.client import Telemetry
     from solstice_inspect.widgets import job_browser, job_monitor
@@ -65,6 +66,7 @@ __all__ = [
     "report",
     "running_jobs",
     "sql",
+    "trace_ray_data",
     "widgets",
 ]
 
@@ -84,6 +86,7 @@ _LAZY = {
     "compare": "solstice_inspect.widgets",
     "Comparison": "solstice_inspect.widgets",
     "import_solstice": "solstice_inspect.archives",
+    "trace_ray_data": "solstice_inspect.raydata",
 }
 
 

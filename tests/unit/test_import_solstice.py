@@ -171,8 +171,10 @@ def test_an_archive_becomes_an_attempt_with_the_archives_figures(tmp_path, archi
     assert row["skipped"] == {"invalid_json": 1, "unknown_key:mystery": 1}
 
     job = store.job(JOB)
-    assert job.attempt_id == ATTEMPT and job.status == "COMPLETED"
-    assert job.info["start_time"] == at(0) and job.info["end_time"] == at(60)
+    assert job.attempt_id == ATTEMPT
+    assert job.status == "COMPLETED"
+    assert job.info["start_time"] == at(0)
+    assert job.info["end_time"] == at(60)
     assert job.info["config"]["queue_type"] == "tansu"
     assert job.info["config"]["environment"] == {"A": "1"}
     summary = job.stage_summary().set_index("stage_id")
@@ -190,7 +192,8 @@ def test_an_archive_becomes_an_attempt_with_the_archives_figures(tmp_path, archi
     # an exception group with a count of 3: its first time, then its last time twice
     exc = job.exceptions().sort_values("ts")
     assert list(exc["ts"]) == [at(10), at(40), at(40)]
-    assert set(exc["message"]) == {"bad <row> 17"} and set(exc["split_id"]) == {"parse_split_0"}
+    assert set(exc["message"]) == {"bad <row> 17"}
+    assert set(exc["split_id"]) == {"parse_split_0"}
     # lineage: the parse split's parent is the source split
     lin = job.lineage().set_index("split_id")
     assert list(lin.loc["parse_split_0", "parent_split_ids"]) == ["source_split_0"]
@@ -222,7 +225,8 @@ def test_an_archive_without_a_job_record_reads_as_not_finished(tmp_path):
     write_archive(base, "crashed_job", "a1", {"lineage:s0": ARCHIVE["lineage:source_split_0"]})
     store = si.connect(tmp_path / "store")
     row = si.import_solstice(base, store=store).iloc[0]
-    assert row["status"] == "RUNNING" and "no final status" in row["note"]
+    assert row["status"] == "RUNNING"
+    assert "no final status" in row["note"]
     assert len(store.job("crashed_job").lineage()) == 1
 
 
@@ -230,7 +234,8 @@ def test_the_cli_imports_and_reports(tmp_path, archive, capsys):
     code = main(["import-solstice", str(archive), "--store", str(tmp_path / "store")])
     out = capsys.readouterr().out
     assert code == 0
-    assert f"{JOB} {ATTEMPT}: COMPLETED" in out and "invalid_json 1" in out
+    assert f"{JOB} {ATTEMPT}: COMPLETED" in out
+    assert "invalid_json 1" in out
     assert main(["import-solstice", str(archive), "--store", str(tmp_path / "store")]) == 0
     assert "already in the store" in capsys.readouterr().out
 

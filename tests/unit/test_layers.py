@@ -28,6 +28,7 @@ LAYERS: dict[str, list[str]] = {
     "views": [
         "widgets", "widgets.*", "report", "report.*", "cli", "charts", "api", "api.*",
         "demo", "demo.*", "ops", "ops.*", "portal", "portal.*", "archives", "archives.*",
+        "raydata",
     ],
 }  # fmt: skip
 TOP = "package __init__"
