@@ -87,22 +87,41 @@ class ExceptionGroups:
 
     def add(self, table: pa.Table) -> None:
         """Fold new exception rows (an ``exceptions`` table's columns) in."""
+        # Vectorised per group (first / last row, counts, distinct stages and workers,
+        # first split ids), then one small Python step per group; message and stack
+        # trace are read for each group's last row only: converting every row's text
+        # to Python (50,000 traces) cost most of the fold.
         df = table.select(
-            ["ts", "fingerprint", "exception_type", "stage_id", "worker_id", "split_id",
-             "message", "stacktrace"]
+            ["ts", "fingerprint", "exception_type", "stage_id", "worker_id", "split_id"]
         ).to_pandas()  # fmt: skip
+        df["_row"] = np.arange(len(df))
         df["_key"] = np.arange(self.seen, self.seen + len(df))
         self.seen += len(df)
         df["_us"] = df["ts"].astype("datetime64[us, UTC]").astype("int64")
         df = df.sort_values(["_us", "_key"], kind="stable")
-        for fp, g in df.groupby("fingerprint", sort=False):
-            first, last = g.iloc[0], g.iloc[-1]
+        by = df.groupby("fingerprint", sort=False)
+        counts = by.size()
+        firsts = df.drop_duplicates("fingerprint", keep="first").set_index("fingerprint")
+        lasts = df.drop_duplicates("fingerprint", keep="last").set_index("fingerprint")
+        stages = by["stage_id"].unique()
+        workers = by["worker_id"].unique()
+        named = df.loc[df["split_id"].notna() & (df["split_id"] != "")]
+        named = named.groupby("fingerprint", sort=False).head(GROUP_SPLITS)
+        splits_of: dict[Any, list[tuple[int, int, str]]] = {}
+        for fp, u, k, sid in zip(named["fingerprint"], named["_us"], named["_key"],
+                                 named["split_id"]):  # fmt: skip
+            splits_of.setdefault(fp, []).append((int(u), int(k), sid))
+        messages, stacks = table.column("message"), table.column("stacktrace")
+        for fp, n in counts.items():
+            first, last = firsts.loc[fp], lasts.loc[fp]
+            first_key = (int(first["_us"]), int(first["_key"]))
+            last_key = (int(last["_us"]), int(last["_key"]))
             group = self.groups.get(fp)
             if group is None:
                 group = self.groups[fp] = {
                     "fingerprint": fp,
                     "count": 0,
-                    "first": (int(first["_us"]), int(first["_key"])),
+                    "first": first_key,
                     "exception_type": first["exception_type"],
                     "first_seen": first["ts"],
                     "last": (-1, -1),
@@ -110,23 +129,20 @@ class ExceptionGroups:
                     "workers": set(),
                     "splits": [],
                 }
-            group["count"] += len(g)
-            if (int(first["_us"]), int(first["_key"])) < group["first"]:
-                group["first"] = (int(first["_us"]), int(first["_key"]))
+            group["count"] += int(n)
+            if first_key < group["first"]:
+                group["first"] = first_key
                 group["exception_type"] = first["exception_type"]
                 group["first_seen"] = first["ts"]
-            if (int(last["_us"]), int(last["_key"])) > group["last"]:
-                group["last"] = (int(last["_us"]), int(last["_key"]))
+            if last_key > group["last"]:
+                group["last"] = last_key
                 group["last_seen"] = last["ts"]
-                group["message"] = last["message"]
-                group["stacktrace"] = last["stacktrace"]
-            group["stages"].update(v for v in g["stage_id"] if isinstance(v, str) and v)
-            group["workers"].update(v for v in g["worker_id"] if isinstance(v, str) and v)
-            splits = [
-                (int(u), int(k), s)
-                for u, k, s in zip(g["_us"], g["_key"], g["split_id"])
-                if isinstance(s, str) and s
-            ][:GROUP_SPLITS]
+                row = int(last["_row"])
+                group["message"] = messages[row].as_py()
+                group["stacktrace"] = stacks[row].as_py()
+            group["stages"].update(v for v in stages[fp] if isinstance(v, str) and v)
+            group["workers"].update(v for v in workers[fp] if isinstance(v, str) and v)
+            splits = splits_of.get(fp, [])
             group["splits"] = sorted(group["splits"] + splits)[:GROUP_SPLITS]
 
     def table(self) -> pd.DataFrame:

@@ -30,6 +30,11 @@ from solstice_inspect.store import reader as _reader
 
 __all__ = ["Job", "Store", "connect", "read_snapshot"]
 
+_EXCEPTION_GROUP_COLUMNS = [
+    "ts", "fingerprint", "exception_type", "stage_id", "worker_id", "split_id", "message",
+    "stacktrace",
+]  # fmt: skip
+
 
 def read_snapshot(job: _reader.Job) -> JobSnapshot:
     """The model of an attempt from one scan of its tables (the archived read).
@@ -75,7 +80,10 @@ class Job(IncidentViews, ProfileViews, AdviceViews, _reader.Job):
 
     def exception_groups(self) -> pd.DataFrame:
         """Exceptions grouped by fingerprint, most frequent first, with a root-cause hint."""
-        return self.snapshot().exception_groups()
+        # the groups of the monitor's model, from the one table they need (not a snapshot)
+        groups = _exceptions.ExceptionGroups()
+        groups.add(self.table("exceptions", columns=_EXCEPTION_GROUP_COLUMNS))
+        return groups.table()
 
     def stage_summary(self) -> pd.DataFrame:
         """Per stage: totals, mean rates, workers alive, backpressure level, skew."""
