@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from solstice_inspect.api import Job
 
 __all__ = ["CompareReport", "Report", "report"]
+
+log = logging.getLogger("solstice_inspect.report")
 
 #: rows of the checkpoint and failure tables kept in a report
 MAX_TABLE_ROWS = 100
@@ -94,6 +97,18 @@ def _failures_html(job: Job) -> str:
     return "".join(parts)
 
 
+def _recommendations_html(job: Job) -> str:
+    """Workers to add or remove per stage, with the figures (``job.recommendations()``)."""
+    from solstice_inspect.widgets.advice import recommendations_html
+
+    try:
+        df = job.recommendations()
+    except Exception as exc:  # a report is still worth having without this section
+        log.exception("recommendations of %s failed", job.job_id)
+        return f"<p>Recommendations failed: {esc(f'{type(exc).__name__}: {exc}')}</p>"
+    return recommendations_html(df, title=None)
+
+
 def _config_html(info: dict[str, Any]) -> str:
     config = info.get("config") or {}
     if not config:
@@ -144,6 +159,7 @@ class Report:
             parts.append(_section("Timeline", _timeline_svg(job)))
         parts.append(_section("Checkpoints", _checkpoints_html(job)))
         parts.append(_section("Failures and incidents", _failures_html(job)))
+        parts.append(_section("Recommendations", _recommendations_html(job)))
         parts.append(_section("Configuration", _config_html(info)))
         # the sections after the snapshot share its look (fonts, tables, colours)
         return "".join(parts[:5]) + "<div class='si-static'>" + "".join(parts[5:]) + "</div>"

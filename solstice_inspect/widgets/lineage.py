@@ -4,7 +4,8 @@ A bounded neighbourhood (≤ 300 nodes, :class:`~solstice_inspect.analysis.linea
 Neighbourhood`): parents to the left, children to the right, a split's neighbours beyond
 the fan-out folded into "+N more" nodes that open on click. Clicking a split shows,
 under the graph, its processings (worker, times, records), the exceptions that name it,
-its worker's log lines while it ran and the checkpoint that covered it.
+its worker's log lines while it ran, the output rows sampled from it (``tel.sample``) and
+the checkpoint that covered it.
 
 The view reads through the :class:`~solstice_inspect.Job` it is given (a few filtered
 scans per click), never Lance or Ray itself. Every string shown is escaped.
@@ -13,6 +14,7 @@ scans per click), never Lance or Ray itself. Every string shown is escaped.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,7 @@ import pandas as pd
 
 from solstice_inspect.analysis.lineage import LineageGraph, Neighbourhood, Step, check_depth, pc
 from solstice_inspect.analysis.query import checked_keywords, closest_ids, sql_in, sql_literal
+from solstice_inspect.analysis.samples import SAMPLE_COLUMNS, sample_rows
 from solstice_inspect.errors import NotFound
 from solstice_inspect.widgets.dag import node_style
 from solstice_inspect.widgets.guarded import GuardedView
@@ -37,6 +40,9 @@ MAX_NODES = 300
 FANOUT = 20
 #: a split's detail shows at most this many processings, log lines and exceptions each
 DETAIL_ROWS = 50
+#: a split's sampled rows show at most this many of their fields, each cut to this length
+SAMPLE_FIELDS = 12
+SAMPLE_CELL_CHARS = 200
 LABEL_CHARS = 36
 NODE_W, NODE_H = 220, 44
 
@@ -291,12 +297,14 @@ def split_detail(job: Job, split_id: str) -> dict[str, Any]:
                 after = cps[cps["done"] >= ended].sort_values("done", kind="stable")
                 if len(after):
                     checkpoint = after.iloc[0].to_dict()
+    samples = sample_rows(job.table("samples", where=f"split_id = {lit}"))
     return {
         "split_id": split_id,
         "rows": rows,
         "exceptions": exc,
         "logs": log_rows,
         "checkpoint": checkpoint,
+        "samples": samples,
     }
 
 
@@ -324,6 +332,42 @@ def _table(df: pd.DataFrame, columns: list[str], labels: dict[str, str] | None =
         f"<table class='si-detail-table'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table>{more}"
     )
+
+
+def _samples_html(samples: pd.DataFrame) -> str:
+    """The rows sampled from the split (``tel.sample``): their own fields, then who."""
+    fields = [c for c in samples.columns if c not in SAMPLE_COLUMNS][:SAMPLE_FIELDS]
+    more = len(samples.columns) - len(SAMPLE_COLUMNS) - len(fields)
+    cut = bool(samples["truncated"].any())
+    head = f"<h5>Sampled output rows ({len(samples):,})</h5>"
+    notes = []
+    if more > 0:
+        notes.append(f"{more:,} more field(s) not shown: job.samples(split_id) has them all")
+    if cut:
+        notes.append("the producer's sample was cut (more rows or text than kept)")
+    shown = samples.copy()
+    for col in fields:  # long values stay readable: job.samples() has them whole
+        shown[col] = [short_value(v) for v in shown[col]]
+    table = _table(
+        shown, [*fields, "stage_id", "worker_id"], {"stage_id": "stage", "worker_id": "worker"}
+    )
+    note = "".join(f"<p>{html.escape(n)}.</p>" for n in notes)
+    return head + table + note
+
+
+def short_value(value: Any, limit: int = SAMPLE_CELL_CHARS) -> Any:
+    """A sampled value as shown in a cell: containers as JSON, text cut to ``limit``.
+
+    Examples
+    --------
+    >>> short_value({"a": [1, 2]}), short_value("x" * 10, 4)
+    ('{"a": [1, 2]}', 'xxx…')
+    """
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value
 
 
 def split_detail_html(detail: dict[str, Any]) -> str:
@@ -355,6 +399,9 @@ def split_detail_html(detail: dict[str, Any]) -> str:
     parts.append(f"<h5>Worker log lines during the split ({len(logs):,})</h5>")
     if len(logs):
         parts.append(_table(logs, ["ts", "worker_id", "level", "message"], {"ts": "time"}))
+    samples = detail.get("samples")
+    if samples is not None and len(samples):
+        parts.append(_samples_html(samples))
     cp = detail["checkpoint"]
     if cp is None:
         parts.append("<p>Checkpoint: none completed for its stage after it ended (yet).</p>")
