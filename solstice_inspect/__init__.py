@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect import charts, widgets
     from solstice_inspect.analysis.snapshot import JobSnapshot
     from solstice_inspect.archives import import_solstice
+    from solstice_inspect.follow import follow
     from solstice_inspect.ray_tools import running_jobs
     from solstice_inspect.raydata import trace_ray_data
     from solstice_inspect.recorder.actor import JobRecorder
@@ -55,6 +56,7 @@ __all__ = [
     "compare",
     "connect",
     "envelope",
+    "follow",
     "history",
     "import_solstice",
     "job",
@@ -86,6 +88,7 @@ _LAZY = {
     "compare": "solstice_inspect.widgets",
     "Comparison": "solstice_inspect.widgets",
     "import_solstice": "solstice_inspect.archives",
+    "follow": "solstice_inspect.follow",
     "trace_ray_data": "solstice_inspect.raydata",
 }
 

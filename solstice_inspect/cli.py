@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 _COMMAND_MODULES: tuple[str, ...] = (
     "solstice_inspect.ops.commands",
     "solstice_inspect.archives.commands",
+    "solstice_inspect.follow.commands",
 )
 
 
