@@ -21,13 +21,14 @@ float seconds; :mod:`solstice_inspect.recorder.rows` turns them into Arrow.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import uuid
 from collections import Counter, deque
 from typing import Any
 
 from solstice_inspect.errors import InvalidMessage
 from solstice_inspect.protocol import (
+    MAX_COUNTER,
     MAX_JSON_CHARS,
     MAX_MESSAGE_CHARS,
     MESSAGE_TYPES,
@@ -82,6 +83,15 @@ def _int(value: Any) -> int | None:
 
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _message_id(env: Envelope, *parts: Any) -> str:
+    """A stored id for a message that names none: its producer and sequence, else a hash
+    of what it says, so that the same stream recorded twice gets the same ids."""
+    if env.sequence is not None:
+        return f"{env.source_id}-{env.sequence}"
+    text = "\x1f".join(map(str, (env.source_id, repr(env.timestamp), *parts)))
+    return hashlib.blake2b(text.encode("utf-8", "backslashreplace"), digest_size=8).hexdigest()
 
 
 class _Worker:
@@ -637,9 +647,7 @@ class Fold:
     def _on_exception(self, env: Envelope, p: dict, ts: float) -> None:
         stage_id, worker_id = self._owner(env, p)
         etype, msg, trace = p["exception_type"], p.get("message", ""), p.get("stacktrace", "")
-        eid = (
-            f"{env.source_id}-{env.sequence}" if env.sequence is not None else uuid.uuid4().hex[:16]
-        )
+        eid = _message_id(env, etype, msg, p.get("split_id"))
         self.exceptions += 1
         self._emit(
             "exceptions",
@@ -780,9 +788,7 @@ class Fold:
 
     def _on_incident(self, env: Envelope, p: dict, ts: float) -> None:
         stage_id, worker_id = self._owner(env, p)
-        iid = p.get("incident_id") or (
-            f"{env.source_id}-{env.sequence}" if env.sequence is not None else uuid.uuid4().hex[:16]
-        )
+        iid = p.get("incident_id") or _message_id(env, p["kind"], p.get("split_id"))
         self._emit(
             "incidents",
             (
@@ -818,15 +824,16 @@ class Fold:
                 raise InvalidMessage(
                     "wrong_type", "profile stacks[]: a folded stack string and a count >= 0"
                 )
-            counts[cap(stack, MAX_STACK_CHARS)[0]] += n
+            if n > MAX_COUNTER:
+                raise InvalidMessage("out_of_range", f"profile stacks[]: a count of {n}")
+            key = cap(stack, MAX_STACK_CHARS)[0]
+            counts[key] = min(counts[key] + n, MAX_COUNTER)  # sums stay inside int64
         kept = counts.most_common(MAX_PROFILE_STACKS)
-        rest = sum(counts.values()) - sum(n for _, n in kept)
+        rest = min(sum(counts.values()) - sum(n for _, n in kept), MAX_COUNTER)
         if rest:
             kept.append((OTHER_STACKS, rest))
         stage_id, worker_id = self._owner(env, p)
-        pid = p.get("profile_id") or (
-            f"{env.source_id}-{env.sequence}" if env.sequence is not None else uuid.uuid4().hex[:16]
-        )
+        pid = p.get("profile_id") or _message_id(env, p["worker_id"])
         head = (ts, pid, worker_id, stage_id, p.get("duration_s"), p.get("rate_hz"))
         for stack, n in kept:
             self._emit("profiles", (*head, stack, n))
