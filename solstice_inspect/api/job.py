@@ -25,7 +25,7 @@ from solstice_inspect.api.profiles import ProfileViews
 from solstice_inspect.errors import NotFound
 from solstice_inspect.live import LiveJob
 from solstice_inspect.recorder.session import Recording
-from solstice_inspect.store import layout
+from solstice_inspect.store import fs, layout
 from solstice_inspect.store import reader as _reader
 
 __all__ = ["Job", "Store", "connect", "read_snapshot"]
@@ -590,7 +590,7 @@ class Store(_reader.Store):
         return Recording(self, job_id, **options)
 
 
-def connect(uri: Any = None) -> Store:
+def connect(uri: Any = None, *, storage_options: dict[str, Any] | None = None) -> Store:
     """Open a store: a local directory or an ``s3://`` / ``gs://`` / ``az://`` URI.
 
     Parameters
@@ -598,6 +598,13 @@ def connect(uri: Any = None) -> Store:
     uri
         Default: ``$SOLSTICE_INSPECT_STORE``, else ``./.solstice_inspect``. Nothing is
         created until a recording writes.
+    storage_options
+        For object stores: Lance's options (``aws_access_key_id``,
+        ``aws_secret_access_key``, ``aws_session_token``, ``aws_endpoint``,
+        ``aws_region``, ``allow_http``, …), over the ``AWS_*`` environment variables
+        (README, "Object storage"). An ``s3://`` store is checked at once: a missing
+        bucket, refused credentials or an unreachable endpoint raise ``StoreError``
+        naming the URI (never a secret), in seconds.
 
     Examples
     --------
@@ -605,4 +612,6 @@ def connect(uri: Any = None) -> Store:
     >>> si.connect(tempfile.mkdtemp()).jobs().columns[:3].tolist()
     ['job_id', 'attempt_id', 'status']
     """
-    return Store(layout.default_root() if uri is None else uri)
+    store = Store(layout.default_root() if uri is None else uri, storage_options=storage_options)
+    fs.check(store.root)
+    return store

@@ -34,7 +34,7 @@ from solstice_inspect.recorder.fold import Fold
 from solstice_inspect.recorder.resume import Restored, restore
 from solstice_inspect.recorder.rows import to_arrow
 from solstice_inspect.schema import FINAL_STATUSES, SCHEMAS
-from solstice_inspect.store import heartbeat, layout
+from solstice_inspect.store import fs, heartbeat, layout
 from solstice_inspect.store.catalog import CatalogWriter
 from solstice_inspect.store.dataset import Compactor, DatasetWriter
 
@@ -49,6 +49,13 @@ INDEXED = {
     "worker_resources": ("worker_id",),
     "logs": ("worker_id",),
 }
+
+#: while the store refuses writes (an object store down), the flush thread waits twice
+#: as long after each failed try, up to this (seconds): retries back off, rows wait in
+#: the bounded backlog, and they are written within this long after the store is back
+RETRY_MAX_S = 5.0
+#: how long ``finish`` goes on retrying rows the store has not taken yet (seconds)
+FINISH_RETRY_S = 60.0
 
 _OPTIONS = (
     "config",
@@ -133,6 +140,12 @@ class Recording(FinishOnExit):
         self._catalog_shown: tuple = ()
         self.flushes = 0
         self.write_errors = 0
+        #: flushes that retried rows a failed write had left waiting
+        self.write_retries = 0
+        #: consecutive flushes that left rows waiting (the backoff's exponent)
+        self._failures = 0
+        #: ``finish`` gave up on rows the store did not take: the final status goes out
+        self._giving_up = False
         self._stop = threading.Event()
         self._wakeup = threading.Event()  # set by ingest when a flush is due, and at close
         #: what a resumed recording found in the store (None for a new attempt)
@@ -278,7 +291,8 @@ class Recording(FinishOnExit):
             "duplicate_splits": stats.get("duplicate_splits", 0),
             "logs_capped": stats.get("logs_capped", 0),
             "flushes": self.flushes,
-            "write_errors": self.write_errors,
+            "write_errors": self._backlog.errors,  # also those of a flush still running
+            "write_retries": self.write_retries,
             "rows_waiting": self._backlog.rows,
             "rows_dropped": self._backlog.dropped,
             "restarts": stats.get("recorder_restarts", 0),
@@ -329,6 +343,10 @@ class Recording(FinishOnExit):
                     batches["rejects"], self._rejects = self._rejects, []
                 catalog = self._catalog_values(time.time())
             written = 0
+            failing = self._failures > 0
+            if self._backlog.rows:
+                self.write_retries += 1
+            unreachable: list[BaseException] = []
             for table in dict.fromkeys([*self._backlog.pending, *batches]):
                 rows = batches.get(table)
                 batch = (
@@ -336,9 +354,15 @@ class Recording(FinishOnExit):
                     if rows
                     else None
                 )
-                written += self._backlog.write(table, batch, self._writer(table).append)
+                # once the store does not answer, the other tables wait for the next try
+                # (each would take the full timeouts to fail the same way)
+                append = _unreachable if unreachable else self._writer(table).append
+                written += self._backlog.write(table, batch, _noting(append, unreachable))
             self.write_errors = self._backlog.errors
-            due = time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
+            self._failures = self._failures + 1 if self._backlog.rows else 0
+            # back from an outage: the heartbeat at once (readers derive LOST from its age)
+            recovered = failing and not self._failures
+            due = recovered or time.monotonic() - self._last_heartbeat >= self.heartbeat_interval
             if catalog_always or due or catalog[1] != self._catalog_status:
                 self._write_catalog(catalog)
             self._last_flush = started
@@ -374,6 +398,10 @@ class Recording(FinishOnExit):
         row written (the file first: a reader sees a final status even if the row fails).
         """
         ok = True
+        if values[1] in FINAL_STATUSES and self._backlog.rows and not self._giving_up:
+            # not final while rows wait for the store: a reader that sees the final status
+            # stops reading (LiveJob), so it must come after every row
+            values = (values[0], "RUNNING", values[2], None, *values[4:])
         # the catalog's columns after ts, in order, are the heartbeat's fields
         beat = dict(zip(heartbeat.FIELDS, values[1:]))
         try:
@@ -395,8 +423,12 @@ class Recording(FinishOnExit):
             else:
                 self._catalog_status = values[1]
                 self._catalog_shown = shown
-        # also after a failure: retried once per interval, not in a busy loop
+        # also after a failure: retried once per interval, not in a busy loop; while
+        # the store fails, as often as the flushes' backoff allows (a heartbeat is small,
+        # and the sooner one lands after an outage, the less readers see it as LOST)
         self._last_heartbeat = time.monotonic()
+        if not ok:
+            self._last_heartbeat -= max(0.0, self.heartbeat_interval - self._retry_delay())
         if ok:
             self._backlog.recovered()
         self.write_errors = self._backlog.errors
@@ -407,7 +439,7 @@ class Recording(FinishOnExit):
         # at once (ingest wakes the thread) — still at most one append per interval.
         while not self._stop.is_set():
             now = time.monotonic()
-            flush_due = self._last_flush + self.flush_interval
+            flush_due = self._last_flush + self._retry_delay()
             beat_due = self._last_heartbeat + self.heartbeat_interval
             if now >= flush_due and self._pending():
                 self._flush(catalog_always=False)
@@ -418,6 +450,23 @@ class Recording(FinishOnExit):
             wake = beat_due if now >= flush_due else min(flush_due, beat_due)
             self._wakeup.wait(max(wake - now, 0.001))
             self._wakeup.clear()
+
+    def _retry_delay(self) -> float:
+        """The flush period: ``flush_interval``, doubled for each flush in a row that
+        left rows waiting (the store refused them), up to :data:`RETRY_MAX_S`."""
+        if not self._failures:
+            return self.flush_interval
+        return min(self.flush_interval * 2.0 ** min(self._failures, 16), RETRY_MAX_S)
+
+    def _unwritten(self) -> bool:
+        """Rows the store has not taken, or a final status its catalog lacks."""
+        final = self._fold.status in FINAL_STATUSES and self._catalog_status != self._fold.status
+        return bool(self._backlog.rows) or final
+
+    def _outage_may_end(self) -> bool:
+        """False when the store refuses for a reason waiting does not cure (a missing
+        bucket, refused credentials)."""
+        return not fs.lasting(self._backlog.outage or "")
 
     def _pending(self) -> bool:
         with self._lock:
@@ -451,7 +500,25 @@ class Recording(FinishOnExit):
         self._wakeup.set()
         self._thread.join()
         self.flush()
+        # a store down for a moment (an object store restarting) gets a minute, with
+        # backoff, before what it has not taken is given up (and logged)
+        deadline = time.monotonic() + FINISH_RETRY_S
+        while self._unwritten() and self._outage_may_end() and time.monotonic() < deadline:
+            time.sleep(min(self._retry_delay(), max(deadline - time.monotonic(), 0.0)))
+            self.flush()
+        refused = self._unwritten()
+        if refused:
+            log.error(
+                "%s/%s: finished with %d rows the store did not take",
+                self.job_id,
+                self.attempt_id,
+                self._backlog.rows,
+            )
+            self._giving_up = True
+            self.flush()  # the final status, at least
         self._compactor.close()
+        if refused:
+            return  # compacting and indexing would fail the same way, each after timeouts
         for table, writer in self._writers.items():
             writer.finalize(INDEXED.get(table, ()))
 
@@ -466,6 +533,27 @@ _UNFORESEEN = (
     ArithmeticError,
     RecursionError,
 )
+
+
+def _unreachable(table: Any) -> None:
+    """A write not tried: an earlier one of the same flush found the store unusable."""
+    raise OSError("the store refused an earlier write; tried again at the next flush")
+
+
+def _noting(append: Any, unreachable: list[BaseException]) -> Any:
+    """``append``, noting in ``unreachable`` an error that every table's write would meet
+    (the store does not answer, refuses the credentials, has no such bucket)."""
+
+    def run(table: Any) -> None:
+        try:
+            append(table)
+        except Exception as exc:
+            text = str(exc)
+            if append is not _unreachable and ("cannot reach" in text or fs.lasting(text)):
+                unreachable.append(exc)
+            raise
+
+    return run
 
 
 def _text(text: str) -> str:

@@ -15,18 +15,15 @@ the last heartbeat, so they read the same way.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import random
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
-import lance
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -34,13 +31,14 @@ import pyarrow.compute as _pc
 
 from solstice_inspect.errors import StoreError
 from solstice_inspect.schema import SCHEMAS
-from solstice_inspect.store import heartbeat, layout
-from solstice_inspect.store.dataset import CLEANUP_GRACE, DatasetWriter, open_dataset
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, creation may race
-    fcntl = None
+from solstice_inspect.store import fs, heartbeat
+from solstice_inspect.store.dataset import (
+    CLEANUP_GRACE,
+    DatasetWriter,
+    _latest,
+    open_dataset,
+    write_dataset,
+)
 
 log = logging.getLogger("solstice_inspect.store")
 #: pyarrow.compute's functions are generated at import time: no static types to check
@@ -259,7 +257,7 @@ class CatalogWriter(DatasetWriter):
     def _commit(self, table: pa.Table) -> None:
         for attempt in range(COMMIT_TRIES):
             try:
-                lance.write_dataset(table, self.uri, schema=self.schema, mode="append")
+                write_dataset(table, self.uri, self.schema, "append")
                 return
             except OSError as exc:
                 text = str(exc).lower()
@@ -283,14 +281,16 @@ class CatalogWriter(DatasetWriter):
         try:
             if len(self._small_fragments()) <= self.max_fragments:
                 return
-            lance.dataset(self.uri).optimize.compact_files(
+            _latest(self.uri).optimize.compact_files(
                 target_rows_per_fragment=CATALOG_ROWS_PER_FRAGMENT, num_threads=1
             )
-            lance.dataset(self.uri).cleanup_old_versions(older_than=self.grace)
+            _latest(self.uri).cleanup_old_versions(older_than=self.grace)
             self.compactions += 1
         except (OSError, ValueError, RuntimeError, StoreError) as exc:
             # another writer's compaction of the same fragments won: theirs is as good
-            log.info("compaction of %s skipped: %s", self.uri, exc)
+            log.info(
+                "compaction of %s skipped: %s", fs.display(self.uri), fs.describe(exc, self.uri)
+            )
 
 
 class _Waiting:
@@ -331,7 +331,9 @@ class _GroupCommit:
                     for w in group:
                         w.done, w.error = True, error
         if mine.error is not None:
-            raise StoreError(f"cannot append to the catalog: {mine.error}") from mine.error
+            raise StoreError(
+                f"cannot append to the catalog: {fs.describe(mine.error)}"
+            ) from mine.error
 
 
 _GROUPS: dict[str, _GroupCommit] = {}
@@ -348,30 +350,18 @@ def _group(uri: str) -> _GroupCommit:
 
 
 def _create(uri: str, schema: pa.Schema) -> None:
-    """Create the catalog empty, once, whoever else tries at the same moment."""
+    """Create the catalog empty, once, whoever else tries at the same moment (a lock file
+    locally; on an object store Lance's conditional commit: :func:`fs.create_lock`)."""
     if open_dataset(uri) is not None:
         return
-    with _CREATE_LOCK, _file_lock(uri):
+    with _CREATE_LOCK, fs.create_lock(uri):
         if open_dataset(uri) is not None:
             return
         try:
-            lance.write_dataset(schema.empty_table(), uri, schema=schema, mode="create")
+            write_dataset(schema.empty_table(), uri, schema, "create")
         except (OSError, ValueError) as exc:
-            # an object store has no lock: another process may have created it first
+            # another process created it first
             if open_dataset(uri) is None:
-                raise StoreError(f"cannot create {uri}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _file_lock(uri: str) -> Iterator[None]:
-    """An exclusive lock across processes on this machine (local stores only)."""
-    if layout.is_uri(uri) or fcntl is None:
-        yield
-        return
-    os.makedirs(os.path.dirname(uri), exist_ok=True)
-    fd = os.open(uri + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
+                raise StoreError(
+                    f"cannot create {fs.display(uri)}: {fs.describe(exc, uri)}"
+                ) from None

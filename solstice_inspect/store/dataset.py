@@ -14,6 +14,7 @@ import lance
 import pyarrow as pa
 
 from solstice_inspect.errors import StoreError
+from solstice_inspect.store import fs
 
 log = logging.getLogger("solstice_inspect.store")
 
@@ -31,17 +32,34 @@ TARGET_ROWS_PER_FRAGMENT = 65_536
 
 
 def open_dataset(uri: str) -> lance.LanceDataset | None:
-    """The latest version of a dataset, or None when it does not exist (yet)."""
+    """The latest version of a dataset, or None when it does not exist (yet).
+
+    Raises
+    ------
+    StoreError
+        It cannot be opened: naming the dataset and the cause (a missing bucket, refused
+        credentials, an unreachable endpoint), never a secret.
+    """
     try:
-        return lance.dataset(uri)
+        return lance.dataset(uri, storage_options=fs.storage_options(uri))
     except FileNotFoundError:
         return None
-    except ValueError as exc:
-        if "not found" in str(exc).lower():
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValueError) and fs.missing(exc):
             return None
-        raise StoreError(f"cannot open {uri}: {exc}") from exc
-    except OSError as exc:
-        raise StoreError(f"cannot open {uri}: {exc}") from exc
+        raise StoreError(f"cannot open {fs.display(uri)}: {fs.describe(exc, uri)}") from None
+
+
+def write_dataset(table: pa.Table, uri: str, schema: pa.Schema, mode: str) -> None:
+    """``lance.write_dataset`` with the store's options for ``uri``."""
+    lance.write_dataset(
+        table, uri, schema=schema, mode=mode, storage_options=fs.storage_options(uri)
+    )
+
+
+def _latest(uri: str) -> lance.LanceDataset:
+    """The dataset, which must exist (a writer's own): its errors propagate."""
+    return lance.dataset(uri, storage_options=fs.storage_options(uri))
 
 
 class DatasetWriter:
@@ -65,25 +83,71 @@ class DatasetWriter:
         self.schedule = schedule
         self.appends = 0
         self.compactions = 0
-        self._exists = open_dataset(uri) is not None
+        #: the last append failed: it may have committed all the same (an object store
+        #: that went away after taking the commit, before answering)
+        self._unsure = False
+        #: None until the first append looks (there, a store that cannot be reached is
+        #: an append's error, which the recorder keeps and retries, not the constructor's)
+        self._exists: bool | None = None
 
     def append(self, table: pa.Table) -> None:
+        """Append ``table``; a retry of a failed append is not written twice.
+
+        Raises
+        ------
+        StoreError
+            Naming the dataset and the cause (never a secret); the caller keeps the rows
+            and retries (``recorder/backlog.py``).
+        """
         if table.num_rows == 0:
             return
         table = table.cast(self.schema) if table.schema != self.schema else table
+        try:
+            if self._unsure and self._committed(table):
+                self._unsure = False
+                self._after_append()
+                return
+            self._write(table)
+        except (OSError, ValueError, RuntimeError, StoreError) as exc:
+            self._unsure = True
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(
+                f"cannot append to {fs.display(self.uri)}: {fs.describe(exc, self.uri)}"
+            ) from None
+        self._unsure = False
+        self._after_append()
+
+    def _write(self, table: pa.Table) -> None:
+        if self._exists is None:
+            self._exists = open_dataset(self.uri) is not None
         if not self._exists:
             try:
-                lance.write_dataset(table, self.uri, schema=self.schema, mode="create")
+                write_dataset(table, self.uri, self.schema, "create")
                 self._exists = True
-                self._after_append()
                 return
             except (OSError, ValueError) as exc:
                 # another writer created it first (the shared catalog): append instead
                 if open_dataset(self.uri) is None:
-                    raise StoreError(f"cannot create {self.uri}: {exc}") from exc
+                    raise StoreError(
+                        f"cannot create {fs.display(self.uri)}: {fs.describe(exc, self.uri)}"
+                    ) from None
                 self._exists = True
-        lance.write_dataset(table, self.uri, schema=self.schema, mode="append")
-        self._after_append()
+        write_dataset(table, self.uri, self.schema, "append")
+
+    def _committed(self, table: pa.Table) -> bool:
+        """True when the rows of ``table`` (one flush: its ``batch`` numbers) are already
+        in the dataset: the failed append that kept them had committed after all."""
+        if "batch" not in table.schema.names:
+            return False
+        ds = open_dataset(self.uri)
+        if ds is None:
+            return False
+        batches = sorted({b for b in table.column("batch").to_pylist() if b is not None})
+        if not batches:
+            return False
+        found = ds.count_rows(filter=f"batch IN ({', '.join(str(int(b)) for b in batches)})")
+        return found >= table.num_rows
 
     def _after_append(self) -> None:
         self.appends += 1
@@ -102,11 +166,11 @@ class DatasetWriter:
         if not index_columns:
             return
         try:
-            ds = lance.dataset(self.uri)
+            ds = _latest(self.uri)
             for column in index_columns:
                 ds.create_scalar_index(column, index_type="BTREE", replace=True)
         except (OSError, ValueError, RuntimeError) as exc:
-            log.warning("index of %s skipped: %s", self.uri, exc)
+            log.warning("index of %s skipped: %s", fs.display(self.uri), fs.describe(exc, self.uri))
 
     def compact(self) -> None:
         """Merge small fragments, then drop versions older than the grace period.
@@ -116,18 +180,20 @@ class DatasetWriter:
         """
         started = time.perf_counter()
         try:
-            ds = lance.dataset(self.uri)
+            ds = _latest(self.uri)
             if len(ds.get_fragments()) > 1:
                 # one thread: compaction is background work that must not take the cores
                 # (or the memory peak of many threads) from the job being recorded
                 ds.optimize.compact_files(
                     target_rows_per_fragment=TARGET_ROWS_PER_FRAGMENT, num_threads=1
                 )
-            lance.dataset(self.uri).cleanup_old_versions(older_than=self.grace)
+            _latest(self.uri).cleanup_old_versions(older_than=self.grace)
             self.compactions += 1
         except (OSError, ValueError, RuntimeError) as exc:
-            log.warning("compaction of %s skipped: %s", self.uri, exc)
-        log.debug("compacted %s in %.3fs", self.uri, time.perf_counter() - started)
+            log.warning(
+                "compaction of %s skipped: %s", fs.display(self.uri), fs.describe(exc, self.uri)
+            )
+        log.debug("compacted %s in %.3fs", fs.display(self.uri), time.perf_counter() - started)
 
 
 class Compactor:

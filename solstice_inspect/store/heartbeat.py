@@ -8,26 +8,21 @@ running time. Readers overlay it on attempts whose newest catalog row is RUNNING
 
 Replacing is atomic, so a reader sees the old beat or the new one, never half of one:
 locally a temporary file in the same folder and ``os.replace``; on an object store one
-PUT (through ``pyarrow.fs``). Times are integer microseconds since the epoch (UTC), the
-catalog's own precision.
+PUT (both in :func:`solstice_inspect.store.fs.write_atomic`). Times are integer
+microseconds since the epoch (UTC), the catalog's own precision.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 from typing import Any
 
-from pyarrow import fs as pafs
-
 from solstice_inspect.schema import FINAL_STATUSES
-from solstice_inspect.store import layout
+from solstice_inspect.store import fs, layout
 
 log = logging.getLogger("solstice_inspect.store")
 
@@ -103,33 +98,8 @@ def write(root: str, job_id: str, attempt_id: str, beat: Mapping[str, Any]) -> N
     OSError
         When the file cannot be written; the caller (the recorder) counts it and goes on.
     """
-    root = _local(root)
     uri = layout.heartbeat_uri(root, job_id, attempt_id)
-    data = encode(job_id, attempt_id, beat)
-    if layout.is_uri(root):
-        fs, path = _filesystem(root, uri)
-        # one PUT: an object store replaces an object atomically
-        with fs.open_output_stream(path) as out:
-            out.write(data)
-        return
-    folder = os.path.dirname(uri)
-    # unique per writer: a resumed recorder may overlap its dying predecessor for a moment
-    tmp = os.path.join(folder, f".{layout.HEARTBEAT_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-    try:
-        handle = open(tmp, "wb")  # noqa: SIM115 - closed below; the folder may be missing
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)  # before the attempt's first table
-        handle = open(tmp, "wb")  # noqa: SIM115
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(tmp, uri)
-    except BaseException:
-        try:
-            os.unlink(tmp)  # a full disk must not fill up with half-written beats
-        except OSError:
-            pass  # already gone, or the disk is gone: the write's own error is what counts
-        raise
+    fs.write_atomic(uri, encode(job_id, attempt_id, beat))
 
 
 def read(root: str, job_id: str, attempt_id: str) -> dict[str, Any] | None:
@@ -152,59 +122,21 @@ def read_many(
     keys = list(dict.fromkeys(attempts))
     if not keys:
         return {}
-    root = _local(root)
-    if layout.is_uri(root):
+    if fs.is_remote(root):
         with ThreadPoolExecutor(min(REMOTE_READERS, len(keys))) as pool:
-            found = list(pool.map(lambda k: _read_remote(root, *k), keys))
+            found = list(pool.map(lambda k: _read_one(root, *k), keys))
     else:
-        found = [_read_local(root, *k) for k in keys]
+        found = [_read_one(root, *k) for k in keys]
     return {k: beat for k, beat in zip(keys, found) if beat is not None}
 
 
-def _read_local(root: str, job_id: str, attempt_id: str) -> dict[str, Any] | None:
-    uri = layout.heartbeat_uri(root, job_id, attempt_id)
+def _read_one(root: str, job_id: str, attempt_id: str) -> dict[str, Any] | None:
     try:
-        with open(uri, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        return None
+        data = fs.read_bytes(layout.heartbeat_uri(root, job_id, attempt_id))
     except OSError as exc:
         _warn_once(root, exc)
         return None
-    return decode(data, job_id, attempt_id)
-
-
-def _read_remote(root: str, job_id: str, attempt_id: str) -> dict[str, Any] | None:
-    uri = layout.heartbeat_uri(root, job_id, attempt_id)
-    try:
-        fs, path = _filesystem(root, uri)
-        with fs.open_input_stream(path) as stream:
-            data = stream.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:  # pyarrow says "invalid" for a scheme it lacks
-        if "not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
-            _warn_once(root, exc)
-        return None
-    return decode(data, job_id, attempt_id)
-
-
-def _local(root: str) -> str:
-    """A ``file://`` root as a plain path: local files are replaced atomically by rename,
-    which ``pyarrow.fs`` output streams do not do."""
-    return root[len("file://") :] if root.startswith("file://") else root
-
-
-def _filesystem(root: str, uri: str) -> tuple[pafs.FileSystem, str]:
-    fs, base = _root_filesystem(root)
-    return fs, base + uri[len(root) :]
-
-
-@lru_cache(maxsize=16)
-def _root_filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    # resolving an object store (credentials, region) takes a while: once per root
-    fs, base = pafs.FileSystem.from_uri(root)
-    return fs, base.rstrip("/")
+    return None if data is None else decode(data, job_id, attempt_id)
 
 
 def _warn_once(root: str, exc: BaseException) -> None:
@@ -214,8 +146,7 @@ def _warn_once(root: str, exc: BaseException) -> None:
             return
         _warned.add(root)
     log.warning(
-        "cannot read heartbeat files under %s (%s: %s); listing from the catalog alone",
-        root,
-        type(exc).__name__,
-        exc,
+        "cannot read heartbeat files under %s (%s); listing from the catalog alone",
+        fs.display(root),
+        fs.describe(exc, root),
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -19,7 +20,7 @@ import pyarrow as pa
 from solstice_inspect.errors import JobNotFound
 from solstice_inspect.protocol import valid_job_id
 from solstice_inspect.schema import JOB_TABLES, SCHEMAS, json_map
-from solstice_inspect.store import heartbeat, layout
+from solstice_inspect.store import fs, heartbeat, layout
 from solstice_inspect.store.catalog import latest_attempts, overlay_row, still_alive
 from solstice_inspect.store.scan import Scan, dataset_version, scan
 
@@ -51,8 +52,15 @@ class Store:
     which adds recording; this class is what the layers below the API use.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.root = layout.resolve_root(root)
+        # kept per root in this process (never on this object: its repr stays secret-free)
+        fs.configure(self.root, storage_options)
 
     #: the class of the attempts this store hands out: :class:`Job`, or the richer class
     #: a higher layer registered with :func:`register_job_class` (``api.Job``, with the
@@ -62,7 +70,7 @@ class Store:
         return _JOB_CLASS[0]
 
     def __repr__(self) -> str:
-        return f"Store({self.root!r})"
+        return f"Store({fs.display(self.root)!r})"
 
     # ------------------------------------------------------------------ catalog
     def catalog(self, *, job_id: str | None = None) -> pa.Table:
@@ -101,7 +109,7 @@ class Store:
         attempts = self.attempts(job_id)
         if attempts.empty:
             known = sorted(set(self.jobs()["job_id"]))
-            raise JobNotFound(job_id, self.root, known)
+            raise JobNotFound(job_id, fs.display(self.root), known)
         ids = list(attempts["attempt_id"])  # oldest first
         if attempt is None:
             return self.attempt(job_id, ids[-1])

@@ -12,6 +12,7 @@ import lance
 import pyarrow as pa
 
 from solstice_inspect.errors import StoreError
+from solstice_inspect.store import fs
 from solstice_inspect.store.dataset import open_dataset
 
 
@@ -101,5 +102,5 @@ def scan(
         detail = str(exc).split(", /", 1)[0]  # drop the Rust source location
         raise ValueError(f"cannot read {table_name} where {where!r}: {detail}") from None
     except OSError as exc:
-        raise StoreError(f"cannot read {uri}: {exc}") from exc
+        raise StoreError(f"cannot read {fs.display(uri)}: {fs.describe(exc, uri)}") from None
     return Scan(table, version, last_fragment=last_fragment)
