@@ -163,6 +163,12 @@ class _Execution:
         self._send(out)
 
     def finish(self, error: BaseException | None) -> None:
+        try:
+            self._final_messages(error)
+        finally:  # the attempt ends even when its last messages could not be built
+            self.rec.finish("FAILED" if error is not None else "COMPLETED")
+
+    def _final_messages(self, error: BaseException | None) -> None:
         self.step(force=True)
         now = time.time()
         done = [self._env("stage_completed", sid, now, {}) for _, sid, _ in self.ops]
@@ -194,7 +200,6 @@ class _Execution:
                 )
             )
         self._send(done)
-        self.rec.finish("FAILED" if error is not None else "COMPLETED")
 
 
 class RayDataTracer:

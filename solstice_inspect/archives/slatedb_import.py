@@ -30,7 +30,7 @@ import math
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,9 +155,12 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, str):  # Ray's event export writes ISO 8601
             try:
-                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+                when = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 return None
+            if when.tzinfo is None:  # no zone written: UTC, never this machine's zone
+                when = when.replace(tzinfo=timezone.utc)
+            return when.timestamp()
         return None
     return float(value) if math.isfinite(value) else None
 
@@ -167,6 +170,16 @@ def _counter(value: Any) -> int | float | None:
     if number is None or number < 0:
         return None
     return int(number) if number.is_integer() else number
+
+
+def _seconds(record: dict[str, Any]) -> int | float | None:
+    """A split's processing time in seconds: ``processing_time`` (s) or the state
+    manager's ``process_time_ms`` / the collector's ``processing_time_ms`` (ms)."""
+    for key in ("process_time_ms", "processing_time_ms"):
+        ms = _counter(record.get(key))
+        if ms is not None:
+            return ms / 1000.0
+    return _counter(record.get("processing_time"))
 
 
 def _drop_none(payload: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +285,7 @@ class _Builder:
         )
 
     def exception(self, e: dict[str, Any]) -> None:
-        first = _float(e.get("first_seen")) or _float(e.get("timestamp"))
+        first = _float(e.get("first_seen")) or _float(e.get("timestamp")) or _float(e.get("ts"))
         last = _float(e.get("last_seen")) or first
         if first is None or last is None:
             self.result.skipped["exception_without_time"] += 1
@@ -313,41 +326,119 @@ class _Builder:
                 "parent_split_ids": [str(p) for p in parents] if isinstance(parents, list) else [],
                 "input_records": _counter(s.get("input_records")),
                 "output_records": _counter(s.get("output_records")),
-                "processing_time": _counter(s.get("processing_time")),
+                "processing_time": _seconds(s),
             },
+        )
+
+    def split(self, s: dict[str, Any], key_rest: str) -> None:
+        """``split:<stage>:<partition>:<offset>`` (or ``:<msg_id>``): one split's metrics,
+        as the state manager stored them from Solstice's split metrics batches."""
+        ts = _float(s.get("ts")) or _float(s.get("timestamp"))
+        stage_id = s.get("stage_id") or key_rest.partition(":")[0]
+        if ts is None or not stage_id:
+            self.result.skipped["split_without_time_or_stage"] += 1
+            return
+        split_id = s.get("msg_id") or key_rest
+        self.add(
+            "split_processed",
+            str(stage_id),  # the stage master's record of its worker's split: committed
+            ts,
+            {
+                "stage_id": str(stage_id),
+                "split_id": str(split_id),
+                "worker_id": s.get("worker_id") or None,
+                "input_records": _counter(s.get("input_records")),
+                "output_records": _counter(s.get("output_records")),
+                "processing_time": _seconds(s),
+            },
+        )
+
+    def stage(self, s: dict[str, Any], key_stage: str) -> None:
+        stage_id = str(s.get("stage_id") or key_stage)
+        start, end = _float(s.get("start_time")), _float(s.get("end_time"))
+        spec = {
+            "operator_type": s.get("operator_type"),
+            "min_parallelism": _counter(s.get("min_parallelism")),
+            "max_parallelism": _counter(s.get("max_parallelism")),
+        }
+        if start is not None:
+            self.add("stage_started", stage_id, start, spec, rank=0)
+        if end is not None:
+            self.add("stage_completed", stage_id, end, spec)
+        if start is None and end is None:
+            self.result.skipped["stage_without_times"] += 1
+
+    def offset(self, o: dict[str, Any]) -> None:
+        ts, stage_id = _float(o.get("ts")), o.get("stage_id")
+        offset = _counter(o.get("offset"))
+        if ts is None or not stage_id or offset is None:
+            self.result.skipped["offset_without_time_stage_or_offset"] += 1
+            return
+        part: dict[str, Any] = {"committed_offset": int(offset)}
+        if o.get("worker_id"):
+            part["worker_id"] = str(o["worker_id"])
+        self.add(
+            "stage_metrics",
+            str(stage_id),
+            ts,
+            {"partition_metrics": {str(o.get("partition_id", 0)): part}},
+        )
+
+    def backpressure(self, b: dict[str, Any]) -> None:
+        ts, stage_id = _float(b.get("ts")), b.get("stage_id")
+        if ts is None or not stage_id or not isinstance(b.get("active"), bool):
+            self.result.skipped["backpressure_without_time_stage_or_flag"] += 1
+            return
+        self.add(
+            "backpressure",
+            str(stage_id),
+            ts,
+            {"active": b["active"], "queue_lag": _counter(b.get("queue_lag"))},
         )
 
     def worker(self, w: dict[str, Any], key_worker: str) -> None:
         worker_id = str(w.get("worker_id") or key_worker)
         stage_id = w.get("stage_id")
         start, end = _float(w.get("start_time")), _float(w.get("end_time"))
-        if not stage_id or start is None:
-            self.result.skipped["worker_without_stage_or_start"] += 1
+        if (
+            start is None
+            and end is None
+            and str(w.get("status") or "").upper()
+            in (
+                "RUNNING",
+                "IDLE",
+            )
+        ):
+            start = _float(w.get("timestamp"))  # a state snapshot: alive at that time
+        if not stage_id or (start is None and end is None):
+            self.result.skipped["worker_without_stage_or_time"] += 1
             return
         ids = {"node_id": w.get("node_id"), "pid": _counter(w.get("pid"))}
         parts = w.get("assigned_partitions")
-        self.add(
-            "worker_started",
-            worker_id,
-            start,
-            {
-                "stage_id": str(stage_id),
-                "assigned_partitions": parts if isinstance(parts, list) else None,
-                **ids,
-            },
-        )
-        self.add(
-            "worker_metrics",
-            worker_id,
-            end if end is not None else start,
-            {
-                "stage_id": str(stage_id),
-                "input_records": _counter(w.get("input_records")),
-                "output_records": _counter(w.get("output_records")),
-                "processing_time": _counter(w.get("processing_time")),
-                "processed_count": _counter(w.get("processed_count")),
-            },
-        )
+        if start is not None:
+            self.add(
+                "worker_started",
+                worker_id,
+                start,
+                {
+                    "stage_id": str(stage_id),
+                    "assigned_partitions": parts if isinstance(parts, list) else None,
+                    **ids,
+                },
+            )
+        if any(k in w for k in ("input_records", "output_records", "processed_count")):
+            self.add(
+                "worker_metrics",
+                worker_id,
+                end if end is not None else start,  # type: ignore[arg-type]
+                {
+                    "stage_id": str(stage_id),
+                    "input_records": _counter(w.get("input_records")),
+                    "output_records": _counter(w.get("output_records")),
+                    "processing_time": _counter(w.get("processing_time")),
+                    "processed_count": _counter(w.get("processed_count")),
+                },
+            )
         if end is not None:
             self.add(
                 "worker_stopped",
@@ -355,7 +446,7 @@ class _Builder:
                 end,
                 {
                     "stage_id": str(stage_id),
-                    "reason": str(w.get("status") or "COMPLETED").lower(),
+                    "reason": str(w.get("reason") or w.get("status") or "COMPLETED").lower(),
                     "processed_count": _counter(w.get("processed_count")),
                     **ids,
                 },
@@ -422,6 +513,14 @@ def to_envelopes(
                 b.exception(value)
             elif kind == "lineage":
                 b.lineage(value, rest)
+            elif kind == "split":
+                b.split(value, rest)
+            elif kind == "stage":
+                b.stage(value, rest)
+            elif kind == "offset":
+                b.offset(value)
+            elif kind == "backpressure":
+                b.backpressure(value)
             elif kind == "worker":
                 b.worker(value, rest)
             elif kind == "worker_event":

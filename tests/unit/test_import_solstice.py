@@ -245,3 +245,152 @@ def test_a_path_without_an_archive_is_a_clear_error(tmp_path, capsys):
         si.import_solstice(tmp_path, store=tmp_path / "store")
     assert main(["import-solstice", str(tmp_path / "nowhere"), "--store", str(tmp_path)]) == 2
     assert "the path does not exist" in capsys.readouterr().err
+
+
+#: the later layout: Solstice's JobStateManager wrote the state messages themselves
+STATE_MANAGER_ARCHIVE = {
+    "job": {
+        "job_id": "etl_sm",
+        "status": "COMPLETED",
+        "timestamp": T0 + 20,
+        "dag_edges": {"read": ["write"]},
+        "stages": [{"stage_id": "read"}, {"stage_id": "write"}],
+        "config": {"queue_type": "tansu"},
+        "start_time": T0,
+        "end_time": T0 + 20,
+    },
+    "stage:read": {
+        "stage_id": "read",
+        "status": "COMPLETED",
+        "timestamp": T0 + 19,
+        "operator_type": "LanceSource",
+        "min_parallelism": 1,
+        "max_parallelism": 2,
+        "end_time": T0 + 19,
+    },
+    "worker:read_w0": {
+        "worker_id": "read_w0",
+        "stage_id": "read",
+        "status": "STOPPED",
+        "timestamp": T0 + 19,
+        "assigned_partitions": [0],
+        "reason": "finished",
+        "end_time": T0 + 19,
+    },
+    "worker:write_w0": {
+        "worker_id": "write_w0",
+        "stage_id": "write",
+        "status": "RUNNING",
+        "timestamp": T0 + 5,
+        "assigned_partitions": [0],
+        "partition_offsets": {"0": 40},
+    },
+    "split:read:0:0": {
+        "ts": T0 + 2,
+        "stage_id": "read",
+        "partition_id": 0,
+        "offset": 0,
+        "worker_id": "read_w0",
+        "process_time_ms": 250,
+        "input_records": 0,
+        "output_records": 100,
+    },
+    "split:read:0:100": {
+        "ts": T0 + 3,
+        "stage_id": "read",
+        "partition_id": 0,
+        "offset": 100,
+        "worker_id": "read_w0",
+        "process_time_ms": 500,
+        "input_records": 0,
+        "output_records": 100,
+    },
+    "split:write:0:0": {
+        "ts": T0 + 4,
+        "stage_id": "write",
+        "partition_id": 0,
+        "offset": 0,
+        "worker_id": "write_w0",
+        "process_time_ms": 1000,
+        "input_records": 100,
+        "output_records": 0,
+    },
+    f"offset:read:0:{int((T0 + 4) * 1000)}": {
+        "ts": T0 + 4,
+        "stage_id": "read",
+        "partition_id": 0,
+        "offset": 200,
+        "worker_id": "read_w0",
+    },
+    f"exception:write_w0:{int((T0 + 6) * 1000)}": {
+        "ts": T0 + 6,
+        "stage_id": "write",
+        "worker_id": "write_w0",
+        "exception_type": "OSError",
+        "message": "disk full",
+        "stacktrace": "Traceback ...\nOSError: disk full",
+        "split_id": "write:0:0",
+    },
+    f"backpressure:read:{int((T0 + 7) * 1000)}": {
+        "ts": T0 + 7,
+        "stage_id": "read",
+        "active": True,
+        "queue_lag": 6000,
+    },
+}
+
+
+def test_an_archive_of_the_state_manager_layout_imports_its_splits_and_offsets(tmp_path):
+    base = tmp_path / "webui"
+    write_archive(base, "etl_sm", "20250102_080000_beef", STATE_MANAGER_ARCHIVE)
+    store = si.connect(tmp_path / "store")
+    row = si.import_solstice(base, store=store).iloc[0]
+    assert row["status"] == "COMPLETED"
+    assert row["skipped"] == {}
+    job = store.job("etl_sm")
+    assert job.info["start_time"] == at(0)
+    assert job.info["end_time"] == at(20)
+    # stage totals from the committed splits (the workers reported no counters)
+    summary = job.stage_summary().set_index("stage_id")
+    assert summary.loc["read", "output_records"] == 200
+    assert summary.loc["write", "input_records"] == 100
+    assert summary.loc["read", "operator_type"] == "LanceSource"
+    lin = job.lineage().set_index("split_id").sort_index()
+    assert list(lin.index) == ["read:0:0", "read:0:100", "write:0:0"]
+    assert list(lin["processing_time"]) == [0.25, 0.5, 1.0]  # from milliseconds
+    # the committed offset of partition 0 at its own time
+    parts = job.partition_metrics()
+    assert parts[["stage_id", "partition_id", "committed_offset", "ts"]].values.tolist() == [
+        ["read", "0", 200, at(4)]
+    ]
+    # one exception occurrence; backpressure on read from its time
+    exc = job.exceptions()
+    assert exc[["exception_type", "split_id", "ts"]].values.tolist() == [
+        ["OSError", "write:0:0", at(6)]
+    ]
+    events = job.events()
+    bp = events[events["event_type"] == "backpressure_started"]
+    assert bp[["stage_id", "ts"]].values.tolist() == [["read", at(7)]]
+    # one worker stopped (its start is not in this layout), one seen running
+    workers = job.workers().sort_values("ts")
+    assert workers[["worker_id", "event", "ts"]].values.tolist() == [
+        ["write_w0", "STARTED", at(5)],
+        ["read_w0", "STOPPED", at(19)],
+    ]
+    assert workers.set_index("worker_id").loc["read_w0", "reason"] == "finished"
+
+
+def test_iso_times_without_a_zone_are_utc(monkeypatch):
+    import time
+
+    from solstice_inspect.archives.slatedb_import import to_envelopes
+
+    monkeypatch.setenv("TZ", "America/New_York")  # a machine not on UTC
+    time.tzset()
+    try:
+        raw = b'{"eventType": "X", "timestamp": "2025-01-01T12:00:05"}'
+        (env,) = to_envelopes({b"ray_event:e": raw}, "j")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert env["timestamp"] == T0 + 5
