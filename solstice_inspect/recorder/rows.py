@@ -55,3 +55,38 @@ def to_arrow(
         pa.array(np.full(n, batch, dtype=np.int64)),
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+#: what building a batch raises on a row the schema cannot hold (a count beyond int64, …)
+_UNWRITABLE = (pa.ArrowException, OverflowError, TypeError, ValueError)
+
+
+def to_arrow_checked(
+    table: str, rows: list[tuple], job_id: str, attempt_id: str, batch: int = 0
+) -> tuple[pa.Table | None, list[tuple[tuple, str]]]:
+    """:func:`to_arrow`, except that a row the schema cannot hold is set aside with the
+    reason instead of failing the whole batch (and every other table of the flush).
+
+    Returns the batch of the good rows (``None`` when there are none) and the bad rows.
+
+    Examples
+    --------
+    >>> ok = (0.0, "w1", "parse", "INFO", "fine", False)
+    >>> bad = (0.0, "w1", "parse", "INFO", "x", 1 << 70)
+    >>> good, unwritable = to_arrow_checked("logs", [ok, bad], "j", "a")
+    >>> good.num_rows, [reason.split(":")[0] for _, reason in unwritable]
+    (1, ['ArrowInvalid'])
+    """
+    try:
+        return to_arrow(table, rows, job_id, attempt_id, batch), []
+    except _UNWRITABLE:
+        pass
+    good, bad = [], []
+    for row in rows:
+        try:
+            to_arrow(table, [row], job_id, attempt_id, batch)
+        except _UNWRITABLE as exc:
+            bad.append((row, f"{type(exc).__name__}: {exc}"))
+        else:
+            good.append(row)
+    return (to_arrow(table, good, job_id, attempt_id, batch) if good else None), bad

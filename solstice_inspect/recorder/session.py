@@ -32,7 +32,7 @@ from solstice_inspect.recorder import fastpath
 from solstice_inspect.recorder.backlog import Backlog
 from solstice_inspect.recorder.fold import Fold
 from solstice_inspect.recorder.resume import Restored, restore
-from solstice_inspect.recorder.rows import to_arrow
+from solstice_inspect.recorder.rows import to_arrow, to_arrow_checked
 from solstice_inspect.schema import FINAL_STATUSES, SCHEMAS
 from solstice_inspect.store import fs, heartbeat, layout
 from solstice_inspect.store.catalog import CatalogWriter
@@ -347,13 +347,23 @@ class Recording(FinishOnExit):
             if self._backlog.rows:
                 self.write_retries += 1
             unreachable: list[BaseException] = []
-            for table in dict.fromkeys([*self._backlog.pending, *batches]):
+            tables = dict.fromkeys([*self._backlog.pending, *batches])
+            tables.pop("rejects", None)  # last: rows this flush cannot write join them
+            for table in [*tables, "rejects"]:
                 rows = batches.get(table)
-                batch = (
-                    to_arrow(table, rows, self.job_id, self.attempt_id, self.flushes + 1)
-                    if rows
-                    else None
-                )
+                if table == "rejects" and not rows and table not in self._backlog.pending:
+                    continue
+                batch = None
+                if rows:  # a row the schema cannot hold is rejected alone, never the flush
+                    batch, bad = to_arrow_checked(
+                        table, rows, self.job_id, self.attempt_id, self.flushes + 1
+                    )
+                    with self._lock:
+                        for row, reason in bad:
+                            self._reject(row, "unwritable", f"{table}: {reason}")
+                        if bad:  # stored with this flush (rejects come last)
+                            batches.setdefault("rejects", []).extend(self._rejects)
+                            self._rejects = []
                 # once the store does not answer, the other tables wait for the next try
                 # (each would take the full timeouts to fail the same way)
                 append = _unreachable if unreachable else self._writer(table).append

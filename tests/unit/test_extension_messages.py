@@ -63,3 +63,27 @@ def test_ids_without_sequences_are_the_same_in_two_recordings(tmp_path):
     assert ids[0] == ids[1]
     exception_ids = ids[0][0]
     assert len(set(exception_ids)) == 2  # two occurrences, two ids
+
+
+def test_a_row_the_schema_cannot_hold_is_rejected_alone(tmp_path):
+    # defence in depth: were a fold rule ever to emit a value beyond its column's type,
+    # the flush rejects that row and writes every other one (of its table and the rest)
+    store = si.connect(tmp_path)
+    rec = store.record("j1")
+    rec.ingest(
+        [
+            msg("log", "w0", T0, {"message": "kept"}),
+            msg("exception", "w0", T0 + 1, {"exception_type": "KeyError"}),
+        ]
+    )
+    with rec._lock:
+        rec._fold._emit("logs", (T0 + 2, "w0", None, "INFO", "beyond int64", 1 << 70))
+    rec.finish()
+    job = store.job("j1")
+    assert list(job.logs()["message"]) == ["kept"]
+    assert len(job.exceptions()) == 1
+    rejects = job.rejects()
+    assert list(rejects["reason"]) == ["unwritable"]
+    assert rejects["detail"].iloc[0].startswith("logs: ")
+    assert "beyond int64" in rejects["raw"].iloc[0]
+    assert rec.stats["rejected"] == {"unwritable": 1}

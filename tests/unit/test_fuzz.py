@@ -46,6 +46,7 @@ REASONS = {
     "oversize_id",
     "too_deep",
     "unfoldable",
+    "unwritable",
 }
 
 JOB = "fuzz_001"
