@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const entries = ["dashboard", "charts"];
+const entries = ["dashboard", "charts", "worker"];
 const dev = process.argv.includes("--dev");
 
 const options = {

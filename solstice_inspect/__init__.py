@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect.widgets import job_browser, job_monitor
     from solstice_inspect.widgets.compare import Comparison, compare
     from solstice_inspect.widgets.lineage import lineage_view
+    from solstice_inspect.widgets.worker import worker_view
 
 logging.getLogger("solstice_inspect").addHandler(logging.NullHandler())
 
@@ -70,6 +71,7 @@ __all__ = [
     "sql",
     "trace_ray_data",
     "widgets",
+    "worker_view",
 ]
 
 # Ray is imported only when one of these is first used (``import solstice_inspect`` must
@@ -82,6 +84,7 @@ _LAZY = {
     "job_monitor": "solstice_inspect.widgets",
     "job_browser": "solstice_inspect.widgets",
     "lineage_view": "solstice_inspect.widgets.lineage",
+    "worker_view": "solstice_inspect.widgets.worker",
     "widgets": "solstice_inspect.widgets",
     "charts": "solstice_inspect.charts",
     "JobSnapshot": "solstice_inspect.analysis.snapshot",

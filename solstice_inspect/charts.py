@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHARTS",
     "backpressure",
+    "icicle",
+    "icicle_rects",
     "queue_lag",
     "series",
     "throughput",
@@ -306,6 +308,128 @@ def timeline(job: Job, *, max_workers: int = 200) -> alt.LayerChart:
     height = max(60, min(14 * len(order), 2800))
     chart = alt.layer(*layers).properties(title=title, width=720, height=height)
     return chart.resolve_scale(color="independent")
+
+
+#: an icicle merges frames under this share of the samples into their parent
+ICICLE_MIN_SHARE = 0.005
+#: … and draws at most this many rectangles
+ICICLE_MAX_RECTS = 2000
+
+
+def icicle_rects(
+    profile: pd.DataFrame,
+    *,
+    min_share: float = ICICLE_MIN_SHARE,
+    max_rects: int = ICICLE_MAX_RECTS,
+) -> pd.DataFrame:
+    """The rectangles of an icicle chart of folded stacks (``outer;inner;leaf``, samples).
+
+    One row per frame path: ``depth`` (0: outermost), ``x0``/``x1`` in samples (a frame
+    spans its samples, children side by side under it, most sampled first), ``frame``,
+    ``path``, ``samples``, ``share`` (of all samples). Frames under ``min_share`` are
+    merged into their parent (its width already counts them); past ``max_rects``, the
+    least sampled go the same way.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> prof = pd.DataFrame({"stack": ["main;parse;loads", "main;parse", "main;write"],
+    ...                      "samples": [6, 2, 2]})
+    >>> icicle_rects(prof)[["path", "depth", "x0", "x1"]].values.tolist()
+    [['main', 0, 0, 10], ['main;parse', 1, 0, 8], ['main;write', 1, 8, 10], \
+['main;parse;loads', 2, 0, 6]]
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for stack, n in zip(profile["stack"], profile["samples"]):
+        if not isinstance(stack, str) or not n or n < 0:
+            continue
+        frames = tuple(stack.split(";"))
+        for d in range(1, len(frames) + 1):
+            counts[frames[:d]] = counts.get(frames[:d], 0) + int(n)
+    total = sum(n for path, n in counts.items() if len(path) == 1)
+    cols = ["path", "frame", "depth", "x0", "x1", "samples", "share"]
+    if not total:
+        return pd.DataFrame(columns=cols)
+    kept = [p for p, n in counts.items() if n >= min_share * total]
+    # a frame never has more samples than its parent: the most sampled keep their parents
+    kept.sort(key=lambda p: (-counts[p], len(p), p))
+    kept = kept[:max_rects]
+    children: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for p in kept:
+        children.setdefault(p[:-1], []).append(p)
+    rows = []
+    stack_: list[tuple[tuple[str, ...], int]] = [((), 0)]
+    while stack_:
+        parent, x = stack_.pop()
+        placed = []
+        for child in children.get(parent, []):  # already most sampled first
+            n = counts[child]
+            rows.append((";".join(child), child[-1], len(child) - 1, x, x + n, n, n / total))
+            placed.append((child, x))
+            x += n
+        stack_.extend(reversed(placed))
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["depth", "x0"], kind="stable").reset_index(drop=True)
+
+
+def icicle(
+    profile: pd.DataFrame,
+    *,
+    min_share: float = ICICLE_MIN_SHARE,
+    max_rects: int = ICICLE_MAX_RECTS,
+    width: int = 720,
+) -> alt.LayerChart:
+    """An icicle (flame) chart of a sampling profile: callers above, callees below.
+
+    Each rectangle is a frame; its width is the share of samples spent in it and in what
+    it called. Frames under ``min_share`` (0.5 %) are merged into their parent, and at
+    most ``max_rects`` rectangles are drawn (:func:`icicle_rects`).
+
+    Parameters
+    ----------
+    profile
+        Rows with ``stack`` (folded: ``outer;inner;leaf``) and ``samples``, such as
+        :meth:`Job.profile <solstice_inspect.api.Job.profile>` returns.
+
+    Examples
+    --------
+    >>> prof = job.profile("parse_w0_269e0d", seconds=10)   # doctest: +SKIP
+    >>> si.charts.icicle(prof).properties(width=900)        # doctest: +SKIP
+    """
+    alt = _altair()
+    rects = icicle_rects(profile, min_share=min_share, max_rects=max_rects)
+    if rects.empty:
+        raise ValueError("the profile has no samples: nothing to draw")
+    total = float(rects.loc[rects["depth"] == 0, "samples"].sum())
+    # a label where it fits (~7 px a character); the tooltip always has the whole frame
+    fits = (rects["samples"] / total * width / 7).astype(int)
+    # "outer.<locals>.Class.method (file.py:12)" is labelled "Class.method"
+    names = rects["frame"].str.replace(r" \(.*\)$", "", regex=True)
+    names = names.str.replace(r"^.*<locals>\.", "", regex=True)
+    label = [n if len(n) <= k else n[: k - 1] + "…" if k >= 4 else "" for n, k in zip(names, fits)]
+    data = rects.assign(label=label, y0=rects["depth"], y1=rects["depth"] + 1)
+    levels = int(rects["depth"].max()) + 1
+    x = alt.X("x0:Q", axis=None, scale=alt.Scale(domain=[0, total], nice=False, zero=True))
+    y_scale = alt.Scale(domain=[levels, 0], nice=False)
+    y = alt.Y("y0:Q", axis=None, scale=y_scale)
+    base = alt.Chart(data).encode(x=x, x2="x1:Q", y=y, y2="y1:Q")
+    boxes = base.mark_rect(stroke="white", strokeWidth=0.5).encode(
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="oranges"), legend=None),
+        tooltip=[
+            alt.Tooltip("frame:N", title="frame"),
+            alt.Tooltip("samples:Q", format=","),
+            alt.Tooltip("share:Q", format=".1%", title="of samples"),
+            alt.Tooltip("depth:Q"),
+        ],
+    )
+    text = (
+        alt.Chart(data)
+        .mark_text(align="left", baseline="middle", dx=3, fontSize=10, color="black")
+        .encode(x=x, y=alt.Y("mid:Q", axis=None, scale=y_scale), text="label:N")
+        .transform_calculate(mid="datum.y0 + 0.5")
+    )
+    title = f"Profile: {int(total):,} samples, {len(rects):,} frames drawn"
+    return alt.layer(boxes, text).properties(title=title, width=width, height=max(60, 18 * levels))
 
 
 def svg(chart: alt.Chart) -> str:

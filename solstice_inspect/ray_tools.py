@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pandas as pd
@@ -192,7 +193,7 @@ def _actor(job: Job, worker_id: str) -> dict[str, Any]:
     }
 
 
-def _on_node(node_id: str | None, fn: Any, *args: Any) -> Any:
+def _on_node(node_id: str | None, fn: Any, *args: Any, timeout: float = 60) -> Any:
     """Run ``fn(*args)`` on the worker's node (here when it is this node)."""
     here = ray.get_runtime_context().get_node_id()
     if node_id is None or node_id == here:
@@ -202,7 +203,7 @@ def _on_node(node_id: str | None, fn: Any, *args: Any) -> Any:
     task = ray.remote(num_cpus=0)(fn).options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
     )
-    return ray.get(task.remote(*args), timeout=60)
+    return ray.get(task.remote(*args), timeout=timeout)
 
 
 def worker_logs(
@@ -296,3 +297,81 @@ def worker_process(
     except Exception as exc:
         raise WorkerGone(f"process {info['pid']} of {worker_id} is gone: {exc}") from exc
     return info
+
+
+def profile_worker(
+    job: Job | str,
+    worker_id: str,
+    *,
+    seconds: float = 10.0,
+    rate: int = 100,
+    idle: bool = False,
+    nonblocking: bool = False,
+    store: Store | str | None = None,
+) -> dict[str, Any]:
+    """Sample a live worker with ``py-spy record`` and send the profile to its recorder.
+
+    py-spy runs on the worker's node (a small Ray task pinned there); the folded stacks go
+    to the job's recorder actor as one ``profile`` envelope. Returns that envelope's
+    payload (``profile_id``, ``stacks``…); :meth:`Job.profile
+    <solstice_inspect.api.Job.profile>` also waits for the stored rows.
+
+    Raises
+    ------
+    WorkerGone
+        The job is finished, or the worker stopped: the message names the live workers
+        of its stage.
+    PySpyMissing
+        ``pip install py-spy`` on the worker's node.
+    InspectError
+        ptrace refused (the message says how to allow it), the worker was idle, or no
+        recorder of this attempt runs.
+    """
+    import difflib
+
+    from solstice_inspect import profiling
+
+    job = _resolve(job, store)
+    seconds, rate = profiling.check_options(seconds, rate)
+    status = job.status
+    if status in FINAL_STATUSES:
+        raise WorkerGone(
+            f"job {job.job_id!r} (attempt {job.attempt_id}) is {status}: profiling needs a "
+            "running worker; the profiles stored while it ran stay readable: job.profiles()"
+        )
+    if _pyspy() is None:
+        raise PySpyMissing("py-spy is not installed: pip install py-spy")
+    try:
+        info = _actor(job, worker_id)
+    except WorkerGone as exc:
+        workers = job.workers(columns=["worker_id", "stage_id"])
+        stages = workers.loc[workers["worker_id"] == worker_id, "stage_id"]
+        stage = str(stages.iloc[-1]) if len(stages) else None
+        live = profiling.live_workers(job, stage)
+        near = difflib.get_close_matches(worker_id, live, n=3, cutoff=0.0) or live[:3]
+        raise WorkerGone(
+            f"{exc}; profiling needs a live worker — live workers of stage {stage}: "
+            f"{', '.join(near) or 'none'} (stored profiles stay readable: job.profiles())"
+        ) from exc
+    started = time.time()
+    result = _on_node(
+        info["node_id"], profiling.record, info["pid"], seconds, rate, idle, nonblocking,
+        timeout=seconds + 90,
+    )  # fmt: skip
+    if result.get("error") == "missing":
+        raise PySpyMissing(f"py-spy is not installed on node {info['node_id']}: pip install py-spy")
+    problem = profiling.failure(result, info["pid"], info["node_id"])
+    if problem is not None:
+        raise problem
+    stacks = profiling.parse_folded(result["folded"])
+    if not stacks:
+        raise InspectError(
+            f"py-spy took no sample of {worker_id} in {seconds:g} s: the worker was idle "
+            "(py-spy skips idle threads: profile it while it works, or pass idle=True)"
+        )
+    env = profiling.profile_envelope(
+        job.job_id, worker_id, info["stage_id"], stacks, seconds=seconds, rate=rate,
+        started=started,
+    )  # fmt: skip
+    profiling.send(job, env)
+    return env["payload"]

@@ -30,6 +30,10 @@ export function renderHeader(model, el) {
   const tick = () => {
     const s = model.get("header") || {};
     const since = (performance.now() - received) / 1000;
+    if (s.as_of != null) { // time travel: a past moment does not tick
+      if (updatedEl) updatedEl.textContent = "";
+      return;
+    }
     if (elapsedEl && s.running && s.elapsed_s != null) elapsedEl.textContent = fmtDuration(s.elapsed_s + since);
     if (!updatedEl) return;
     if (!s.running) {
@@ -64,6 +68,8 @@ export function renderHeader(model, el) {
       h("span", { class: "si-badge", "data-status": s.status || "" }, status),
       s.status_reason ? h("span", { class: "si-reason" }, s.status_reason) : null,
       s.start != null ? h("span", { class: "si-started" }, `started ${fmtDateTime(s.start)}`) : null,
+      s.as_of != null ? h("span", { class: "si-asof", "data-t": String(s.as_of), title: "time travel: the job as it was then (Timeline tab: Back to now)" },
+        `as of ${fmtDateTime(s.as_of)}`) : null,
       updatedEl);
 
     let progress;

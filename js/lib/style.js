@@ -167,6 +167,35 @@ pre.si-row-detail {
 }
 pre.si-row-detail .si-detail-label { color: var(--si-fg2); white-space: nowrap; }
 pre.si-row-detail .si-detail-value { color: var(--si-fg0); }
+.si-stage-box { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.si-stage-charts { flex: 1 1 480px; min-width: 360px; }
+.si-minichart { margin-bottom: 8px; }
+.si-minichart-title { color: var(--si-fg2); font-weight: 600; }
+.si-minichart-svg { display: block; overflow: visible; }
+.si-minichart-legend { display: flex; flex-wrap: wrap; gap: 4px 12px; color: var(--si-fg2); }
+.si-legend-item.si-flagged { color: var(--si-error); }
+.si-legend-swatch { display: inline-block; width: 10px; height: 3px; margin-right: 4px; vertical-align: middle; }
+.si-root .si-axis, .si-root .si-grid { stroke: var(--si-line1); stroke-width: 1; }
+.si-root .si-grid { stroke: var(--si-line2); }
+.si-root .si-tick { fill: var(--si-fg2); font-size: 10px; }
+.si-splits-form { padding: 4px 0 8px; }
+.si-splits-fields { display: flex; flex-wrap: wrap; gap: 4px 12px; }
+.si-splits-field { display: flex; align-items: center; gap: 4px; }
+.si-splits-field > span { color: var(--si-fg2); font-family: var(--si-mono); }
+.si-splits-field input { width: 11em; }
+.si-splits-field.si-arg-where { flex: 1 1 100%; }
+.si-splits-field.si-arg-where input { flex: 1; width: auto; font-family: var(--si-mono); }
+.si-splits-actions, .si-splits-callbar { display: flex; align-items: center; gap: 8px; margin-top: 4px; }
+code.si-splits-call { font-family: var(--si-mono); background: var(--si-bg2); padding: 1px 4px; white-space: pre-wrap; word-break: break-all; user-select: all; }
+.si-splits-error:empty { display: none; }
+.si-splits-error { white-space: pre-wrap; margin-top: 4px; }
+.si-travel-bar { display: flex; align-items: center; gap: 6px; margin-bottom: 6px; }
+.si-travel-slider { flex: 1; max-width: 480px; }
+.si-timeline.si-travelling .si-travel-asof { color: var(--si-warn); font-weight: 600; }
+.si-timeline-svg { display: block; user-select: none; cursor: crosshair; }
+.si-root .si-travel-cursor { stroke: var(--si-warn); stroke-width: 2; }
+.si-travel-table { margin-bottom: 6px; width: auto; }
+.si-asof { color: var(--si-warn); font-weight: 600; }
 `;
 
 export function injectStyle() {

@@ -178,6 +178,7 @@ export class TableView {
   setFilter(column, text) {
     this.filters[column] = text;
     this.offset = 0;
+    this.closeDetail(); // other rows now: the open detail's index names another row
     this.syncInputs();
     if (this.visible) this.request();
   }
@@ -248,6 +249,7 @@ export class TableView {
     else if (!s.desc) this.sort = { column, desc: true };
     else this.sort = null;
     this.offset = 0;
+    this.closeDetail();
     this.syncInputs();
     this.request();
   }
@@ -264,6 +266,7 @@ export class TableView {
     if ((this.filters[column] ?? "") === input.value) return;
     this.filters[column] = input.value;
     this.offset = 0;
+    this.closeDetail();
     this.request();
   }
 

@@ -1,8 +1,10 @@
 """``job_monitor``: one widget showing a running or archived job.
 
 Header, stage DAG, charts, and tabs of paged tables (stages, workers, exceptions,
-partitions, configuration, the clicked stage) — live from
-:class:`~solstice_inspect.live.LiveJob` while it runs.
+partitions, splits, checkpoints, logs, timeline, configuration, the clicked stage or
+worker) — live from :class:`~solstice_inspect.live.LiveJob` while it runs. The deeper
+views (splits query, time travel, lineage, worker) are in
+:mod:`~solstice_inspect.widgets.monitor_deep`.
 
 Everything shown comes from one :class:`~solstice_inspect.analysis.snapshot.JobSnapshot`,
 fed by one scan of the store: from the start for an archived job, from the live cursor
@@ -28,7 +30,7 @@ from solstice_inspect.live import LiveJob, first_attempt
 from solstice_inspect.report import static
 from solstice_inspect.widgets.dag import add_stages, dag_widget, update_dag
 from solstice_inspect.widgets.guarded import GuardedView
-from solstice_inspect.widgets.tables import TabsView
+from solstice_inspect.widgets.monitor_deep import DeepViews
 from solstice_inspect.widgets.views import ChartsView, HeaderView
 
 #: pyarrow.compute's functions are generated at import time: no static types to check
@@ -72,7 +74,7 @@ LABELS = {
 }  # fmt: skip
 
 
-class JobMonitor(GuardedView, W.VBox):
+class JobMonitor(DeepViews, GuardedView, W.VBox):
     """The job dashboard; build it with :func:`job_monitor`.
 
     Attributes
@@ -120,10 +122,13 @@ class JobMonitor(GuardedView, W.VBox):
         self.charts = ChartsView(list(summary["stage_id"]), max_points=max_points)
         self.charts.set_points(self.snapshot.stage_metrics)
         # (the header's front end keeps the graph fitted to its box: js/lib/dagfit.js)
-        self.tabs = TabsView()
+        self._init_deep()
+        self.tabs = self._new_tabs()
         self._add_tables()
         self.errors = W.HTML("")
-        super().__init__(children=[self.header, self.dag, self.charts, self.tabs, self.errors])
+        super().__init__(
+            children=[self.header, self.dag, self.charts, self.tabs, self.detail, self.errors]
+        )
         self.add_class("si-monitor")
         if follow or not self.live.done:
             self._unsubscribe = self.live.subscribe(self.update)
@@ -151,9 +156,10 @@ class JobMonitor(GuardedView, W.VBox):
         t = self.tabs
         t.add_table("stages", lambda: snap.stage_summary()[STAGE_COLUMNS], title="Stages",
                     labels=LABELS, send=False)  # fmt: skip
-        t.add_table("workers", lambda: snap.workers(), title="Workers",
+        t.add_table("workers", lambda: snap.workers(),
+                    title="Workers (click one: its detail)",
                     labels={**LABELS, "output_rate": "out/s (last report)"},
-                    send=False)  # fmt: skip
+                    on_click=self._on_worker_row, send=False)  # fmt: skip
         t.add_table(
             "exception_groups",
             lambda: snap.exception_groups()[GROUP_COLUMNS],
@@ -164,11 +170,12 @@ class JobMonitor(GuardedView, W.VBox):
             send=False,
         )
         t.add_table("exceptions", lambda: snap.exceptions.select(EXCEPTION_COLUMNS),
-                    title="Exceptions", labels=LABELS, send=False)  # fmt: skip
+                    title="Exceptions (click one: its split's lineage below)", labels=LABELS,
+                    on_click=self._on_exception_row, send=False)  # fmt: skip
         t.add_table("partitions", lambda: snap.partitions(), title="Partitions",
                     labels=LABELS, send=False)  # fmt: skip
         t.add_table("stage_workers", self._stage_workers, title="Workers of the stage",
-                    labels=LABELS, send=False)  # fmt: skip
+                    labels=LABELS, on_click=self._on_worker_row, send=False)  # fmt: skip
         t.add_table("stage_partitions", self._stage_partitions,
                     title="Partitions of the stage", labels=LABELS, send=False)  # fmt: skip
         # read from the store when shown, re-read when their tables' versions move
@@ -177,6 +184,7 @@ class JobMonitor(GuardedView, W.VBox):
         t.add_table("logs", lambda: self._side("logs"),
                     title=f"Log lines (the last {MAX_LOG_LINES:,}; filter a column to search)",
                     labels=LABELS, send=False)  # fmt: skip
+        self._add_deep_tables(LABELS)
         self._side_versions = {n: self.live.job.version(n) for n in SIDE_TABLES}
         with t.hold_sync():
             t.tabs = self._tab_list()
@@ -230,9 +238,12 @@ class JobMonitor(GuardedView, W.VBox):
             {"id": "exceptions", "title": "Exceptions",
              "tables": ["exception_groups", "exceptions"], "badge": n_exc},
             {"id": "partitions", "title": "Partitions", "tables": ["partitions"]},
+            *self._deep_tabs()[:1],
             {"id": "checkpoints", "title": "Checkpoints", "tables": ["checkpoints"]},
             {"id": "logs", "title": "Logs", "tables": ["logs"]},
+            *self._deep_tabs()[1:2],
             {"id": "config", "title": "Configuration", "text": config},
+            *self._deep_tabs()[2:],
         ]  # fmt: skip
         if self.selected is not None:
             tabs.append(
@@ -255,8 +266,14 @@ class JobMonitor(GuardedView, W.VBox):
             t = self.tabs
             t.refresh_table("stage_workers")
             t.refresh_table("stage_partitions")
+            evidence, series = self._stage_extra(stage_id)
+            self._stage_evidence = evidence
             with t.hold_sync():
-                t.stage = {"stage_id": stage_id, "facts": self.snapshot.stage_facts(stage_id)}
+                t.stage = {
+                    "stage_id": stage_id,
+                    "facts": self.snapshot.stage_facts(stage_id) + evidence,
+                }
+                t.stage_series = series
                 t.tabs = self._tab_list()
                 t.selected = "stage"
                 t.sync_tables()
@@ -284,15 +301,18 @@ class JobMonitor(GuardedView, W.VBox):
             with contextlib.ExitStack() as stack:
                 for w in held:
                     stack.enter_context(w.hold_sync())
-                self.header.header = head
+                if self.travel_t is None:  # else the header and DAG show the past
+                    self.header.header = head
                 self.header.spark = spark
                 if len(snap.stage_ids) > stages_before:
                     add_stages(self.dag, summary, snap.dag.edges)
                     self.charts.add_stages(list(summary["stage_id"]))
-                update_dag(self.dag, summary)
+                if self.travel_t is None:
+                    update_dag(self.dag, summary)
                 if new_sm is not None and new_sm.num_rows:
                     self.charts.append(new_sm.to_pandas(), lambda: snap.stage_metrics)
                 self._refresh_tables(changed | self._side_changes())
+                self._refresh_deep()
             self.updates += 1
         if self.live.done and not self.live.follow:
             self._stop_live()
@@ -324,16 +344,22 @@ class JobMonitor(GuardedView, W.VBox):
         if touched:
             t.tabs = self._tab_list()
             if self.selected is not None:
-                t.stage = {
-                    "stage_id": self.selected,
-                    "facts": self.snapshot.stage_facts(self.selected),
-                }
+                facts = self.snapshot.stage_facts(self.selected)
+                if self._due("stage"):
+                    evidence, t.stage_series = self._stage_extra(self.selected)
+                    self._stage_evidence = evidence
+                t.stage = {"stage_id": self.selected, "facts": facts + self._stage_evidence}
             t.sync_tables()
 
     def _restart(self, rows: dict[str, Any]) -> None:
         """A newer attempt of the job started: show it from scratch."""
         self.snapshot = self._new_snapshot(rows)
         self.selected = None
+        self.selected_worker = None
+        self.travel_t = None
+        self._splits_ran = False
+        self._deep_read.clear()
+        self.close_detail()
         summary = self.snapshot.stage_summary()
         self.header.header = self._header()
         self.header.spark = self.snapshot.spark()
@@ -343,9 +369,9 @@ class JobMonitor(GuardedView, W.VBox):
         self.charts.t0 = 0.0
         self.charts.set_points(self.snapshot.stage_metrics)
         self.tabs.close()
-        self.tabs = TabsView()
+        self.tabs = self._new_tabs()
         self._add_tables()
-        self.children = [self.header, self.dag, self.charts, self.tabs, self.errors]
+        self.children = [self.header, self.dag, self.charts, self.tabs, self.detail, self.errors]
 
     def _stop_live(self) -> None:
         if self._unsubscribe is not None:
@@ -357,7 +383,9 @@ class JobMonitor(GuardedView, W.VBox):
         """Stop following the job and close every child widget."""
         if hasattr(self, "live"):  # not when the constructor failed half-way
             self._stop_live()
-        for name in ("header", "dag", "charts", "tabs", "errors"):
+        if hasattr(self, "detail"):
+            self.close_detail()
+        for name in ("header", "dag", "charts", "tabs", "detail", "errors"):
             child = getattr(self, name, None)
             if child is not None:
                 child.close()

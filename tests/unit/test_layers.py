@@ -23,7 +23,9 @@ LAYERS: dict[str, list[str]] = {
     "errors/schema": ["errors", "schema"],
     "protocol": ["protocol", "semantics"],
     "store": ["store", "store.*"],
-    "recorder/live": ["recorder", "recorder.*", "live", "ray_tools", "follow", "follow.*"],
+    "recorder/live": [
+        "recorder", "recorder.*", "live", "ray_tools", "profiling", "follow", "follow.*",
+    ],
     "analysis": ["analysis", "analysis.*"],
     "views": [
         "widgets", "widgets.*", "report", "report.*", "cli", "charts", "api", "api.*",

@@ -29,8 +29,9 @@ def test_wheel_contains_the_js_bundles(tmp_path):
     )
     (wheel,) = tmp_path.glob("solstice_inspect-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    bundles = {n for n in names if n.startswith("solstice_inspect/static/") and n.endswith(".js")}
-    assert bundles == {"solstice_inspect/static/dashboard.js", "solstice_inspect/static/charts.js"}
+    top = [n for n in names if n.startswith("solstice_inspect/static/") and n.count("/") == 2]
+    bundles = {n for n in top if n.endswith(".js")}
+    assert bundles == {f"solstice_inspect/static/{b}.js" for b in ("dashboard", "charts", "worker")}
     charts = zipfile.ZipFile(wheel).read("solstice_inspect/static/charts.js")
     assert len(charts) > 300_000, "vega, vega-lite and vega-embed are inside"
     assert b"cdn.jsdelivr" not in charts
