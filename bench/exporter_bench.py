@@ -7,6 +7,9 @@ temporary store, then times a full scrape (collect + text exposition, as Prometh
 it): the cold first one, warm ones (every finished attempt cached), and warm ones with
 ``--running`` more jobs recording (a new window of rows for each between scrapes). The
 baseline, in the same run: ``Store.jobs()`` alone, the catalog read every scrape makes.
+Also shown: the collector's own part of a scrape (``solstice_exporter_scrape_seconds``:
+reading the store, building the samples) and prometheus_client's text exposition of the
+same families alone (the floor any collector pays for that many series).
 """
 
 from __future__ import annotations
@@ -45,6 +48,33 @@ def timed(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
     return out
 
 
+def scrapes(
+    registry: CollectorRegistry, collector: StoreCollector, n: int, own: list[float]
+) -> list[float]:
+    """Wall times of ``n`` scrapes; ``own`` gets the collector's part of each."""
+    out = []
+    for _ in range(n):
+        out += timed(lambda: generate_latest(registry), 1)
+        own.append(collector.last_scrape_s or 0.0)
+    return out
+
+
+class Frozen:
+    """The families of one scrape, re-served as they are: the text exposition alone."""
+
+    def __init__(self, families: list) -> None:  # type: ignore[type-arg]
+        self.families = families
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return self.families
+
+
+def exposition_only(collector: StoreCollector, n: int) -> float:
+    registry = CollectorRegistry()
+    registry.register(Frozen(list(collector.collect())))
+    return statistics.median(timed(lambda: generate_latest(registry), n))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100)
@@ -72,8 +102,10 @@ def main() -> None:
     scrape = lambda: generate_latest(registry)  # noqa: E731
     cold = timed(scrape, 1)[0]
     series = generate_latest(registry).count(b"\n") - generate_latest(registry).count(b"# ")
-    warm = timed(scrape, a.repeat)
+    warm_own: list[float] = []
+    warm = scrapes(registry, collector, a.repeat, warm_own)
     base = timed(store.jobs, a.repeat)
+    warm_text = exposition_only(collector, a.repeat)
 
     recs, k = [], 11
     now = time.time()
@@ -84,14 +116,16 @@ def main() -> None:
         rec.flush()
         recs.append(rec)
     timed(scrape, 1)  # the running ones' first read
-    live, live_base = [], []
+    live, live_base, live_own = [], [], []
     for _ in range(a.repeat):
         for j, rec in enumerate(recs):
             rec.ingest(tick(f"run_{j:03d}", stages, now, k))
             rec.flush()
         k += 1
-        live += timed(scrape, 1)
+        live += scrapes(registry, collector, 1, live_own)
         live_base += timed(store.jobs, 1)
+    live_series = generate_latest(registry).count(b"\n") - generate_latest(registry).count(b"# ")
+    live_text = exposition_only(collector, a.repeat)
     for rec in recs:
         rec.finish()
 
@@ -101,9 +135,13 @@ def main() -> None:
     print(f"cold first scrape:                {cold * 1e3:8.1f} ms  ({cold / med(base):.1f}x)")
     print(f"warm scrape, all cached:          {med(warm) * 1e3:8.1f} ms  "
           f"({med(warm) / med(base):.1f}x)")  # fmt: skip
+    print(f"  of which the collector's part:  {med(warm_own) * 1e3:8.1f} ms")
+    print(f"  text exposition alone:          {warm_text * 1e3:8.1f} ms")
     print(f"baseline with {a.running} running:           {med(live_base) * 1e3:8.1f} ms")
     print(f"scrape with {a.running} running (new rows):  {med(live) * 1e3:8.1f} ms  "
-          f"({med(live) / med(live_base):.1f}x)")  # fmt: skip
+          f"({med(live) / med(live_base):.1f}x), {live_series} series")  # fmt: skip
+    print(f"  of which the collector's part:  {med(live_own) * 1e3:8.1f} ms")
+    print(f"  text exposition alone:          {live_text * 1e3:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,21 @@
 """The Prometheus exporter: the store's figures as metric families (``docs/ops.md``).
 
-One :class:`StoreCollector` answers each scrape from the store, with the same model the
+One :class:`StoreCollector` answers each scrape from the store, with the figures the
 monitor renders (:class:`~solstice_inspect.analysis.snapshot.JobSnapshot`), so a value in
 Prometheus equals the value the notebook shows. A scrape stays cheap:
 
-- a finished attempt (COMPLETED, FAILED, CANCELLED) is read once; its samples are kept
-  (its figures no longer change) until it leaves the ``recent`` window;
+- a finished attempt (COMPLETED, FAILED, CANCELLED) is read once, whole, with the catalog
+  row of the scrape's listing; its samples are kept (its figures no longer change, and
+  neither do its counters' exported values) until it leaves the ``recent`` window;
 - a running (or LOST) attempt is followed by a :class:`~solstice_inspect.live.LiveJob`:
   each scrape reads only the rows written since the previous one;
-- the catalog is read once per scrape (:meth:`Store.jobs`).
+- the catalog is read once per scrape (:meth:`Store.jobs`): followed attempts take their
+  catalog row from it too;
+- the stage figures come from :class:`~solstice_inspect.ops.stagefold.StageFold`, which
+  folds ``stage_metrics`` rows by the model's rules for every stage of a batch at once
+  (the model's per-stage pandas work cost ~170 ms per attempt and scrape with 20 stages:
+  ``docs/benchmarks.md``); the rest of the model (status, DAG, workers) is the
+  ``JobSnapshot``'s.
 
 Counters never go down while a job runs: the last value exported per series is kept and
 a smaller one is never exported.
@@ -29,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample as PromSample
 
 from solstice_inspect.analysis.checkpoints import checkpoint_rows
 from solstice_inspect.analysis.snapshot import SNAPSHOT_COLUMNS, JobSnapshot
@@ -36,7 +44,9 @@ from solstice_inspect.analysis.stages import finite
 from solstice_inspect.api import Store
 from solstice_inspect.errors import InspectError, StoreError
 from solstice_inspect.live import LiveJob
+from solstice_inspect.ops.stagefold import COLUMNS, NO_WINDOWS, StageFold, elapsed_s
 from solstice_inspect.schema import FINAL_STATUSES, STATUSES
+from solstice_inspect.store.reader import Job
 
 log = logging.getLogger("solstice_inspect.ops")
 
@@ -44,6 +54,8 @@ __all__ = ["FAMILIES", "Family", "StoreCollector", "attempt_samples"]
 
 #: default of ``--recent``: finished attempts stay exported this long after they end
 RECENT_S = 3600.0
+#: what a failed read of one attempt raises (it is left out of the scrape and retried)
+_READ_ERRORS = (InspectError, OSError, ValueError, RuntimeError, KeyError)
 
 _JOB = ("job_id", "attempt_id")
 _STAGE = (*_JOB, "stage_id")
@@ -115,38 +127,64 @@ Sample = tuple[str, tuple[str, ...], float]
 _TABLES: dict[str, list[str] | None] = {
     "job": None,
     "stages": None,
-    "stage_metrics": None,
+    "stage_metrics": COLUMNS,
     "exceptions": ["ts", "stage_id"],
     "checkpoints": None,
 }
 _WORKER_TABLES = ("worker_metrics", "workers")
 
 
+class _ListedJob(Job):
+    """An attempt whose catalog row is the one the scrape's listing read (``Store.jobs``,
+    heartbeats applied, LOST derived) instead of a read of the catalog per poll. A poll
+    still reads its tables after that row, so a final status means every row is there."""
+
+    row: dict[str, Any]
+
+    def catalog_row(self) -> dict[str, Any]:
+        return dict(self.row)
+
+
 class _Attempt:
-    """One attempt being read: a live reader from a cursor and the model it feeds."""
+    """One attempt being read: its rows (whole once, or from a live cursor), its model."""
 
     def __init__(self, store: Store, job_id: str, attempt_id: str, workers: bool) -> None:
         tables = dict(_TABLES)
         if workers:
             tables.update({t: SNAPSHOT_COLUMNS[t] for t in _WORKER_TABLES})
-        columns = {k: v for k, v in tables.items() if v is not None}
-        self.live = LiveJob(store.attempt(job_id, attempt_id), tables=list(tables), columns=columns)
+        self.tables = tables
+        self.job = _ListedJob(store, job_id, attempt_id)
         self.snap = JobSnapshot(job_id, attempt_id)
+        self.stages = StageFold()
         self.exceptions: Counter[str] = Counter()
         self.checkpoints: list[pa.Table] = []
         self._checkpoint_rows: pd.DataFrame | None = None
+        columns = {k: v for k, v in tables.items() if v is not None}
+        self.live = LiveJob(self.job, tables=list(tables), columns=columns)
 
-    def poll(self) -> None:
-        rows = self.live.poll()
+    def read(self) -> dict[str, pa.Table]:
+        """Every row of the attempt's tables (a finished attempt's one read)."""
+        return {name: self.job.scan(name, columns=cols).table for name, cols in self.tables.items()}
+
+    def poll(self, row: dict[str, Any]) -> None:
+        """Fold the rows written since the previous poll (from the live cursors), the
+        attempt's listing ``row`` read before them."""
+        self.job.row = row
+        self.add(self.live.poll(), self.live.catalog)
+
+    def add(self, rows: dict[str, pa.Table], catalog: dict[str, Any]) -> None:
         exc = rows.pop("exceptions", None)
         if exc is not None:
             self.exceptions.update(str(s or "") for s in exc.column("stage_id").to_pylist())
         chk = rows.pop("checkpoints", None)
-        if chk is not None:
+        if chk is not None and chk.num_rows:
             self.checkpoints.append(chk)
             self._checkpoint_rows = None
+        sm = rows.pop("stage_metrics", None)
+        if sm is not None:
+            self.stages.add(sm)
         self.snap.add(rows)
-        self.snap.set_catalog(self.live.catalog)
+        self.snap.set_catalog(catalog)
 
     def checkpoint_rows(self) -> pd.DataFrame | None:
         if not self.checkpoints:
@@ -157,6 +195,21 @@ class _Attempt:
             self._checkpoint_rows = checkpoint_rows(table)
         return self._checkpoint_rows
 
+    def samples(self, now: float, workers: bool) -> list[Sample]:
+        running = self.snap.status == "RUNNING"
+        figures = self.stages.figures(running=running)
+        stages = []
+        for sid in [*self.snap.stage_ids, *sorted(set(figures) - set(self.snap.stage_ids))]:
+            stages.append({"stage_id": sid, **figures.get(sid, NO_WINDOWS)})
+        return attempt_samples(
+            self.snap,
+            stages=stages,
+            exceptions=dict(self.exceptions),
+            checkpoints=self.checkpoint_rows(),
+            now=now,
+            workers=workers,
+        )
+
 
 def attempt_samples(
     snap: JobSnapshot,
@@ -165,6 +218,7 @@ def attempt_samples(
     checkpoints: pd.DataFrame | None,
     now: float,
     workers: bool = False,
+    stages: list[dict[str, Any]] | None = None,
 ) -> list[Sample]:
     """Every sample of one attempt, from its model (see the module doc and docs/ops.md).
 
@@ -180,6 +234,11 @@ def attempt_samples(
         The time ``solstice_job_duration_seconds`` of a running attempt is measured to.
     workers
         Add the worker-level families.
+    stages
+        The stage figures, one dict per stage (``stage_id`` and ``_STAGE_FIGURES``; a
+        figure None or missing is left out), as :class:`StageFold` gives them; with
+        ``elapsed_s`` from the catalog row. None: the model's own ``stage_summary()`` and
+        ``header()``, which cost ~100 times more (the exporter's tests check both agree).
     """
     job = (snap.job_id, snap.attempt_id)
     status = snap.status
@@ -190,16 +249,21 @@ def attempt_samples(
         if v is not None:
             out.append((name, labels, v))
 
-    for row in snap.stage_summary().to_dict("records"):
+    if stages is None:
+        stages = snap.stage_summary().to_dict("records")
+        elapsed = snap.header(now=now)["elapsed_s"]
+    else:
+        elapsed = elapsed_s(snap.catalog, status, now=now)
+    for row in stages:
         stage = (*job, str(row["stage_id"]))
-        put("solstice_stage_input_records_total", stage, row["input_records"])
-        put("solstice_stage_output_records_total", stage, row["output_records"])
+        put("solstice_stage_input_records_total", stage, row.get("input_records"))
+        put("solstice_stage_output_records_total", stage, row.get("output_records"))
         put("solstice_stage_exceptions_total", stage, exceptions.get(stage[2], 0))
-        put("solstice_stage_output_rate", stage, row["display_rate"])
-        put("solstice_stage_queue_lag", stage, row["queue_lag"])
-        put("solstice_stage_backpressure_ratio", stage, row["backpressure_ratio"])
+        put("solstice_stage_output_rate", stage, row.get("display_rate"))
+        put("solstice_stage_queue_lag", stage, row.get("queue_lag"))
+        put("solstice_stage_backpressure_ratio", stage, row.get("backpressure_ratio"))
         if status != "LOST":  # its recorder is gone: how many workers live now is unknown
-            put("solstice_stage_workers_alive", stage, row["workers_alive"])
+            put("solstice_stage_workers_alive", stage, row.get("workers_alive"))
     known = {labels[2] for name, labels, _ in out}
     for sid, n in exceptions.items():  # exceptions of stages the DAG does not name
         if sid not in known:
@@ -218,7 +282,7 @@ def attempt_samples(
             put("solstice_checkpoint_duration_seconds", (*job, str(sid)),
                 None if ms is None else ms / 1000.0)  # fmt: skip
             put("solstice_checkpoint_size_bytes", (*job, str(sid)), last["state_size_bytes"])
-    put("solstice_job_duration_seconds", job, snap.header(now=now)["elapsed_s"])
+    put("solstice_job_duration_seconds", job, elapsed)
     for word in STATUSES:
         put("solstice_job_status", (*job, word), 1.0 if word == status else 0.0)
     if workers:
@@ -279,7 +343,7 @@ class StoreCollector(Collector):
         self.clock = clock
         self._lock = threading.Lock()
         self._following: dict[tuple[str, str], _Attempt] = {}
-        self._cached: dict[tuple[str, str], list[Sample]] = {}
+        self._cached: dict[tuple[str, str], _Done] = {}
         self._high: dict[tuple[str, tuple[str, ...]], float] = {}
         self.read_errors = 0
         self.last_scrape_s: float | None = None
@@ -295,37 +359,57 @@ class StoreCollector(Collector):
     def exported_attempts(self, now: float) -> list[tuple[str, str]]:
         """(job_id, attempt_id) of the latest attempt of each job that is running, or
         that ended (LOST: last heartbeat) within ``recent`` seconds of ``now``."""
+        return list(self._listing(now))
+
+    def _listing(self, now: float) -> dict[tuple[str, str], dict[str, Any] | None]:
+        """The exported attempts (see :meth:`exported_attempts`) with their catalog rows
+        (None for an attempt whose samples are kept: it needs none)."""
         df = self.store.jobs()
         if df.empty:
-            return []
+            return {}
         end = df["end_time"].where(df["end_time"].notna(), df["heartbeat"])
         end_s = pd.to_datetime(end, utc=True).map(lambda t: t.timestamp() if pd.notna(t) else None)
-        keep = []
-        for job_id, attempt_id, status, ended in zip(
-            df["job_id"], df["attempt_id"], df["status"], end_s
+        out: dict[tuple[str, str], dict[str, Any] | None] = {}
+        read = []
+        for i, (job_id, attempt_id, status, ended) in enumerate(
+            zip(df["job_id"], df["attempt_id"], df["status"], end_s)
         ):
             if status == "RUNNING" or ended is None or ended >= now - self.recent:
-                keep.append((str(job_id), str(attempt_id)))
-        return keep
+                key = (str(job_id), str(attempt_id))
+                out[key] = None
+                if key not in self._cached:
+                    read.append(i)
+        for row in df.iloc[read].to_dict("records"):  # rows as dicts only where needed
+            out[(str(row["job_id"]), str(row["attempt_id"]))] = row
+        return out
 
     # ------------------------------------------------------------------ scrape
     def samples(self) -> list[Sample]:
         """Every sample of one scrape (what :meth:`collect` groups into families)."""
+        fresh, done = self._scrape()
+        return [s for d in done for s in d.samples] + fresh
+
+    def _scrape(self) -> tuple[list[Sample], list[_Done]]:
+        """One scrape: the samples read now (followed attempts, the exporter's own) and
+        the finished attempts' (kept)."""
         with self._lock:
             started = time.perf_counter()
             now = self.clock()
             out: list[Sample] = []
+            done: list[_Done] = []
             try:
-                wanted = self.exported_attempts(now)
+                listing = self._listing(now)
             except (InspectError, OSError, ValueError, RuntimeError) as exc:
                 self._error(("", "catalog"), f"cannot list the jobs of {self.store.root}: {exc}")
-                wanted = []
-            keep = set(wanted)
-            for key in wanted:
-                got = self._attempt_samples(key, now)
-                if got is not None:
+                listing = {}
+            failed = self._read_finished(listing, now)
+            for key in listing:
+                got = None if key in failed else self._attempt_samples(key, listing[key], now)
+                if isinstance(got, _Done):
+                    done.append(got)
+                elif got is not None:
                     out.extend(got)
-            self._forget(keep)
+            self._forget(set(listing))
             out = self._never_lower(out)
             self.last_scrape_s = time.perf_counter() - started
             out += [
@@ -334,32 +418,57 @@ class StoreCollector(Collector):
                 ("solstice_exporter_attempts", ("followed",), float(len(self._following))),
                 ("solstice_exporter_read_errors_total", (), float(self.read_errors)),
             ]
-            return out
+            return out, done
 
-    def _attempt_samples(self, key: tuple[str, str], now: float) -> list[Sample] | None:
+    def _read_finished(
+        self, listing: dict[tuple[str, str], dict[str, Any] | None], now: float
+    ) -> set[tuple[str, str]]:
+        """Read the finished attempts met for the first time, whole, with their listing
+        row, and keep their samples; return those that could not be read (retried next
+        scrape). No live reader: its first poll would read the catalog once more."""
+        known = {*self._cached, *self._following}
+        failed: set[tuple[str, str]] = set()
+        for key, row in listing.items():
+            if row is None or row["status"] not in FINAL_STATUSES or key in known:
+                continue
+            attempt = _Attempt(self.store, *key, self.workers)
+            try:
+                attempt.add(attempt.read(), row)  # final: everything is written
+                self._cached[key] = self._done(attempt.samples(now, self.workers))
+            except _READ_ERRORS as exc:
+                failed.add(key)
+                self._error(key, f"cannot read job {key[0]!r} attempt {key[1]}: {exc}")
+        return failed
+
+    def _attempt_samples(
+        self, key: tuple[str, str], row: dict[str, Any] | None, now: float
+    ) -> list[Sample] | _Done | None:
         cached = self._cached.get(key)
-        if cached is not None:
+        if cached is not None or row is None:
             return cached
         attempt = self._following.get(key)
         try:
             if attempt is None:
                 attempt = self._following[key] = _Attempt(self.store, *key, self.workers)
-            attempt.poll()
-            samples = attempt_samples(
-                attempt.snap,
-                exceptions=dict(attempt.exceptions),
-                checkpoints=attempt.checkpoint_rows(),
-                now=now,
-                workers=self.workers,
-            )
-        except (InspectError, OSError, ValueError, RuntimeError, KeyError) as exc:
+            attempt.poll(row)
+            samples = attempt.samples(now, self.workers)
+        except _READ_ERRORS as exc:
             self._following.pop(key, None)  # start afresh next scrape
             self._error(key, f"cannot read job {key[0]!r} attempt {key[1]}: {exc}")
             return None
         if attempt.snap.status in FINAL_STATUSES:
-            self._cached[key] = samples  # final: its figures no longer change
             del self._following[key]
+            self._cached[key] = done = self._done(samples)  # its figures no longer change
+            return done
         return samples
+
+    def _done(self, samples: list[Sample]) -> _Done:
+        """A finished attempt's samples as every later scrape exports them."""
+        samples = self._never_lower(samples)
+        by_family: dict[str, list[PromSample]] = {}
+        for name, labels, value in samples:
+            by_family.setdefault(name, []).append(_sample(name, labels, value))
+        return _Done(samples, by_family)
 
     def _forget(self, keep: set[tuple[str, str]]) -> None:
         for table in (self._following, self._cached):
@@ -386,9 +495,13 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """The metric families of one scrape (prometheus_client's collector interface)."""
-        by_family: dict[str, list[tuple[tuple[str, ...], float]]] = {n: [] for n in FAMILIES}
-        for name, labels, value in self.samples():
-            by_family[name].append((labels, value))
+        fresh, done = self._scrape()
+        by_family: dict[str, list[PromSample]] = {n: [] for n in FAMILIES}
+        for d in done:  # built once per finished attempt
+            for name, samples in d.by_family.items():
+                by_family[name].extend(samples)
+        for name, labels, value in fresh:
+            by_family[name].append(_sample(name, labels, value))
         for name, fam in FAMILIES.items():
             if fam.workers and not self.workers:
                 continue
@@ -398,9 +511,21 @@ class StoreCollector(Collector):
                 metric = CounterMetricFamily(name, doc, labels=list(fam.labels))
             else:
                 metric = GaugeMetricFamily(name, doc, labels=list(fam.labels))
-            for labels, value in by_family[name]:
-                metric.add_metric(list(labels), value)
+            metric.samples = by_family[name]
             yield metric
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A finished attempt's samples (counters as exported), and grouped by family."""
+
+    samples: list[Sample]
+    by_family: dict[str, list[PromSample]]
+
+
+def _sample(name: str, labels: tuple[str, ...], value: float) -> PromSample:
+    """What ``add_metric`` of the family ``name`` makes (a counter's name ends in _total)."""
+    return PromSample(name, dict(zip(FAMILIES[name].labels, labels)), value)
 
 
 def check_store(store: Store) -> None:

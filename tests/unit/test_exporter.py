@@ -6,14 +6,19 @@ import shutil
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import solstice_inspect as si
+from solstice_inspect.analysis.snapshot import SNAPSHOT_COLUMNS, JobSnapshot
 from solstice_inspect.cli import main
 from solstice_inspect.errors import StoreError
-from solstice_inspect.ops.exporter import FAMILIES, StoreCollector
+from solstice_inspect.ops.exporter import FAMILIES, StoreCollector, attempt_samples
+from solstice_inspect.schema import SCHEMAS
+from solstice_inspect.store import layout
+from solstice_inspect.store.dataset import DatasetWriter
 
 JOB = "etl_unit"
 
@@ -171,3 +176,107 @@ def test_a_bad_store_path_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["exporter", "--store", str(tmp_path), "--recent", "soon"])
     assert "is not a duration" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- the fast path
+def windows(job: si.Job, batch: int, rows: list[tuple]) -> None:
+    """Append crafted stage_metrics rows (one flush, ``batch``), as a recorder stores them:
+    (seconds after T0, stage, workers, in, out, out rate, queue lag, bp active, bp ratio)."""
+    names = ["ts", "stage_id", "workers_alive", "input_records", "output_records",
+             "output_rate", "queue_lag", "backpressure_active", "backpressure_ratio"]  # fmt: skip
+    cols = {n: [r[i] for r in rows] for i, n in enumerate(names)}
+    cols["ts"] = [int((WINDOWS_T0 + s) * 1e6) for s in cols["ts"]]
+    n = len(rows)
+    schema = SCHEMAS["stage_metrics"]
+    more = {"job_id": [job.job_id] * n, "attempt_id": [job.attempt_id] * n, "batch": [batch] * n}
+    arrays = [pa.array({**cols, **more}.get(f.name, [None] * n), f.type) for f in schema]
+    uri = layout.table_uri(job.store.root, job.job_id, job.attempt_id, "stage_metrics")
+    DatasetWriter(uri, schema, compact_every=0).append(pa.Table.from_arrays(arrays, schema=schema))
+
+
+WINDOWS_T0 = time.time() - 120
+#: three flushes of windows: late ones (older than their stage's latest), ties, rows out
+#: of order within a flush, a stage only the windows name ("extra"), null and "" stages
+FLUSHES = [
+    [
+        (10, "read", 2, 0, 100, None, 5, False, None),
+        (30, "read", 2, 0, 300, 7.0, 1, False, 0.25),
+        (20, "read", 2, 0, 200, 6.0, 3, True, 0.5),
+        (10, "parse", 1, 100, 90, None, 0, True, None),
+        (30, "write", 1, 300, 0, None, None, False, 0.0),
+        (10, "write", 1, 100, 0, None, None, False, None),
+        (20, "write", 1, 200, 0, None, 7, False, 0.0),
+        (15, None, 9, 9, 9, 9.0, 9, True, 1.0),
+    ],
+    [
+        (25, "read", 2, 0, 250, 8.0, 2, True, 1.0),  # late: read's latest is at 30
+        (40, "read", 2, 0, 400, 5.0, 0, False, 0.5),
+        (10, "parse", 1, 110, 95, None, 0, False, None),  # a tie: the later row wins
+        (12, "extra", 3, 5, 5, 1.5, 4, False, 0.1),
+        (15, "", 9, 9, 9, 9.0, 9, True, 1.0),
+    ],
+    [
+        (40, "read", 3, 0, 420, 9.0, None, False, 0.75),  # a tie at the latest time
+        (35, "read", 2, 0, 350, None, 0, False, 0.0),  # late again
+        (16, "extra", 3, 8, 8, None, 2, True, 0.2),
+    ],
+]
+
+
+def model_samples(job: si.Job, now: float) -> dict[tuple, float]:
+    """The reference: the monitor's model (JobSnapshot) of every row, one read."""
+    snap = JobSnapshot(job.job_id, job.attempt_id)
+    snap.add({name: job.table(name) for name in SNAPSHOT_COLUMNS})
+    snap.set_catalog(job.catalog_row())
+    samples = attempt_samples(snap, exceptions={}, checkpoints=None, now=now)
+    return {(name, labels): value for name, labels, value in samples}
+
+
+def collector_samples(collector: StoreCollector) -> dict[tuple, float]:
+    return {
+        (name, labels): value
+        for name, labels, value in collector.samples()
+        if not name.startswith("solstice_exporter_")
+    }
+
+
+def test_the_fast_path_equals_the_model_with_late_and_out_of_order_windows(tmp_path):
+    store = si.connect(tmp_path / "store")
+    now = time.time()
+    edges = {"read": ["parse"], "parse": ["write", "audit"]}  # audit never reports
+    rec = store.record(JOB, flush_interval=3600)
+    try:
+        rec.ingest([si.envelope("job_started", JOB, JOB, WINDOWS_T0, {"dag_edges": edges})])
+        rec.flush()
+        job = store.job(JOB)
+        follower = StoreCollector(store, clock=lambda: now)
+        for i, rows in enumerate(FLUSHES):
+            windows(job, 1000 + i, rows)
+            got = collector_samples(follower)  # incremental: only this flush's rows
+            assert got == model_samples(job, now), f"after flush {i}"
+        read = (JOB, job.attempt_id, "read")
+        # by hand, read's windows in time order (arrival order on the tie at 40):
+        # 10 20 25 30 35 40 40, ratios - .5 1 .25 0 .5 .75: Σ ratio·dt / Σ dt over dt > 0
+        bp = (0.5 * 10 + 1.0 * 5 + 0.25 * 5 + 0.0 * 5 + 0.5 * 5) / 30
+        assert got[("solstice_stage_backpressure_ratio", read)] == pytest.approx(bp, rel=1e-12)
+        assert got[("solstice_stage_output_records_total", read)] == 420  # the later tie
+        assert got[("solstice_stage_workers_alive", read)] == 3
+        assert ("solstice_stage_queue_lag", read) not in got  # the latest window has none
+        assert got[("solstice_stage_output_rate", read)] == 9.0  # the latest window's rate
+        parse, extra = (JOB, job.attempt_id, "parse"), (JOB, job.attempt_id, "extra")
+        assert got[("solstice_stage_backpressure_ratio", parse)] == 0.0  # no dt: last flag
+        assert got[("solstice_stage_input_records_total", extra)] == 8
+        audit = (JOB, job.attempt_id, "audit")
+        assert got[("solstice_stage_workers_alive", audit)] == 0
+        assert ("solstice_stage_output_rate", audit) not in got
+        assert {labels[2] for name, labels in got if name.startswith("solstice_stage_")} == {
+            "read", "parse", "write", "audit", "extra"}  # fmt: skip
+    finally:
+        rec.finish()
+    # finished: the follower caches its last read, a new collector reads it whole
+    done = model_samples(job, now)
+    assert done[("solstice_job_status", (JOB, job.attempt_id, "COMPLETED"))] == 1
+    # the mean rate over the run now: (420 - 100) records over 30 s
+    assert done[("solstice_stage_output_rate", read)] == pytest.approx(320 / 30, rel=1e-12)
+    assert collector_samples(follower) == done
+    assert collector_samples(StoreCollector(store, clock=lambda: now)) == done
