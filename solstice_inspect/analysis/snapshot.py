@@ -336,7 +336,7 @@ class JobSnapshot:
         """One row per stage, in DAG order.
 
         Totals, mean and current rates, workers alive, queue lag, backpressure ratio
-        (time-weighted) and level, skew.
+        (time-weighted), seconds backpressured (its numerator) and level, skew.
         """
         if self._summary is not None:
             return self._summary
@@ -361,7 +361,7 @@ class JobSnapshot:
                 [None if v is None or pd.isna(v) else int(v) for v in summary[col]], "Int64"
             )
         for col in ("selectivity", "input_rate", "output_rate", "output_rate_now",
-                    "backpressure_ratio", "skew_ratio"):  # fmt: skip
+                    "backpressure_ratio", "backpressured_s", "skew_ratio"):  # fmt: skip
             summary[col] = summary[col].astype("float64")
         # what a DAG node shows: the rate now while running, the job's mean after
         summary["display_rate"] = summary["output_rate_now" if self.running else "output_rate"]

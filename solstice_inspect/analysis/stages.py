@@ -28,6 +28,7 @@ SUMMARY_COLUMNS = [
     "output_rate_now",
     "queue_lag",
     "backpressure_ratio",
+    "backpressured_s",
     "backpressure_level",
     "skew_ratio",
     "skewed",
@@ -142,7 +143,7 @@ class StageWindows:
     #: the summary of a stage that has not reported yet
     EMPTY: ClassVar[dict[str, Any]] = {
         "workers_alive": 0, "input_records": 0, "output_records": 0,
-        "backpressure_level": "OK", "skewed": False,
+        "backpressured_s": 0.0, "backpressure_level": "OK", "skewed": False,
     }  # fmt: skip
 
     __slots__ = (
@@ -229,6 +230,8 @@ class StageWindows:
             "output_rate_now": (np.nan if acc.rate_out_now is None else acc.rate_out_now),
             "queue_lag": last["queue_lag"],
             "backpressure_ratio": ratio,
+            # the ratio's numerator: seconds backpressured (time-weighted), a counter
+            "backpressured_s": acc.bp_num.value() / 1e6,
             "backpressure_level": backpressure_level(ratio),
             "skew_ratio": np.nan if skew is None else skew,
             "skewed": bool(skew is not None and skew > SKEW_THRESHOLD),

@@ -90,7 +90,12 @@ FAMILIES: dict[str, Family] = {
         Family("solstice_stage_queue_lag", "gauge", _STAGE, "messages",
                "Input queue lag of the stage in its latest window."),
         Family("solstice_stage_backpressure_ratio", "gauge", _STAGE, "ratio (0-1)",
-               "Fraction of the run's time the stage was backpressured (HIGH above 0.5)."),
+               "Fraction of the whole run's time the stage was backpressured (the monitor's "
+               "figure); to alert on recent backpressure use "
+               "rate(solstice_stage_backpressured_seconds_total[5m])."),
+        Family("solstice_stage_backpressured_seconds_total", "counter", _STAGE, "seconds",
+               "Time the stage was backpressured (time-weighted over its windows): alert on "
+               "its rate() (the share of recent time backpressured, HIGH above 0.5)."),
         Family("solstice_stage_workers_alive", "gauge", _STAGE, "workers",
                "Workers of the stage alive in its latest window (absent once LOST)."),
         Family("solstice_checkpoint_duration_seconds", "gauge", _STAGE, "seconds",
@@ -262,6 +267,7 @@ def attempt_samples(
         put("solstice_stage_output_rate", stage, row.get("display_rate"))
         put("solstice_stage_queue_lag", stage, row.get("queue_lag"))
         put("solstice_stage_backpressure_ratio", stage, row.get("backpressure_ratio"))
+        put("solstice_stage_backpressured_seconds_total", stage, row.get("backpressured_s"))
         if status != "LOST":  # its recorder is gone: how many workers live now is unknown
             put("solstice_stage_workers_alive", stage, row.get("workers_alive"))
     known = {labels[2] for name, labels, _ in out}

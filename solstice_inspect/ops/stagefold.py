@@ -35,10 +35,12 @@ COLUMNS = [
 #: the figures of a stage (``JobSnapshot.stage_summary`` columns)
 FIGURES = (
     "input_records", "output_records", "display_rate", "queue_lag", "backpressure_ratio",
-    "workers_alive",
+    "backpressured_s", "workers_alive",
 )  # fmt: skip
 #: the figures of a stage that has not reported a window (``StageWindows.EMPTY``)
-NO_WINDOWS: dict[str, Any] = {"input_records": 0, "output_records": 0, "workers_alive": 0}
+NO_WINDOWS: dict[str, Any] = {
+    "input_records": 0, "output_records": 0, "backpressured_s": 0.0, "workers_alive": 0,
+}  # fmt: skip
 #: the latest row's values a stage's figures need
 _LAST = ("workers_alive", "input_records", "output_records", "queue_lag", "backpressure_active")
 
@@ -64,10 +66,11 @@ class StageFold:
     <solstice_inspect.analysis.snapshot.JobSnapshot.stage_summary>` (input and output
     records, workers alive and queue lag of the latest window; the output rate of the
     latest window that has one, or the mean over the run; the time-weighted backpressure
-    ratio), folded the same way: rows of a stage in time order (arrival order on ties), a
-    late window (older than the stage's latest) refolds that stage from its kept history.
-    Each :meth:`add` converts its rows once and sorts them once for every stage together;
-    per stage only a few scalar operations remain.
+    ratio and its numerator, the seconds backpressured), folded the same way: rows of a
+    stage in time order (arrival order on ties), a late window (older than the stage's
+    latest) refolds that stage from its kept history. Each :meth:`add` converts its rows
+    once and sorts them once for every stage together; per stage only a few scalar
+    operations remain.
 
     Examples
     --------
@@ -81,6 +84,8 @@ class StageFold:
     >>> parse = fold.figures(running=False)["parse"]
     >>> parse["display_rate"], parse["backpressure_ratio"], parse["queue_lag"]
     (80.0, 0.25, 0)
+    >>> parse["backpressured_s"]  # a quarter of the 10 s between the two windows
+    2.5
     """
 
     def __init__(self) -> None:
@@ -142,6 +147,7 @@ class StageFold:
                 "display_rate": rate,
                 "queue_lag": last["queue_lag"],
                 "backpressure_ratio": ratio,
+                "backpressured_s": win.bp_num.value() / 1e6,
                 "workers_alive": last["workers_alive"],
             }
         return out

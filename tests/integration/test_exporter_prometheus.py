@@ -127,6 +127,10 @@ EXPECTED = {
     "solstice_stage_backpressure_ratio": {
         "read": 0.0, "parse": (BP_OFF - BP_ON) / (N + 1), "write": 0.0,
     },
+    # its numerator: the BP_OFF - BP_ON ticks of DT seconds
+    "solstice_stage_backpressured_seconds_total": {
+        "read": 0.0, "parse": (BP_OFF - BP_ON) * DT, "write": 0.0,
+    },
     # mean rate after the run: records over the (N + 1)·DT seconds of its windows
     "solstice_stage_output_rate": {
         "read": 100 * N / ((N + 1) * DT), "parse": 80 * N / ((N + 1) * DT), "write": 0.0,
@@ -255,7 +259,8 @@ def test_prometheus_scrapes_the_store_while_a_job_records(prometheus):
     ones = [v for _, v in running["result"][0]["values"] if v == "1"]
     assert len(ones) >= 3, f"only {len(ones)} scrapes saw the job RUNNING"
     for family in ("solstice_stage_input_records_total", "solstice_stage_output_records_total",
-                   "solstice_stage_exceptions_total"):  # fmt: skip
+                   "solstice_stage_exceptions_total",
+                   "solstice_stage_backpressured_seconds_total"):  # fmt: skip
         for series in _api(base, "query", query=f"{family}{{{sel}}}[5m]")["result"]:
             values = [float(v) for _, v in series["values"]]
             assert values == sorted(values), (family, series["metric"]["stage_id"], values)

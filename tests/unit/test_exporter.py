@@ -91,6 +91,11 @@ def test_families_labels_and_values_of_a_finished_job(finished):
         stage(attempt, "read"): 1,
         stage(attempt, "write"): 1,
     }
+    # no stage reported backpressure
+    assert got["solstice_stage_backpressured_seconds_total"] == {
+        stage(attempt, "read"): 0.0,
+        stage(attempt, "write"): 0.0,
+    }
     # 40 records over the 4 s between the stage's first and last window
     assert got["solstice_stage_output_rate"][stage(attempt, "read")] == pytest.approx(10.0)
     assert got["solstice_checkpoint_duration_seconds"] == {stage(attempt, "read"): 0.5}
@@ -250,14 +255,31 @@ def test_the_fast_path_equals_the_model_with_late_and_out_of_order_windows(tmp_p
         rec.flush()
         job = store.job(JOB)
         follower = StoreCollector(store, clock=lambda: now)
+        read = (JOB, job.attempt_id, "read")
+        bp_s = ("solstice_stage_backpressured_seconds_total", read)
+        exported: dict[tuple, float] = {}  # what the follower may export: never lower
+        # by hand, read's seconds backpressured (Σ ratio·dt over dt > 0) after each flush:
+        # 10 20 30 (ratios - .5 .25); + 25 (1, late) 40 (.5); + 35 (0, late) 40 (.75, tie)
+        by_hand = [0.5 * 10 + 0.25 * 10, 0.5 * 10 + 1.0 * 5 + 0.25 * 5 + 0.5 * 10,
+                   0.5 * 10 + 1.0 * 5 + 0.25 * 5 + 0.0 * 5 + 0.5 * 5]  # fmt: skip
         for i, rows in enumerate(FLUSHES):
             windows(job, 1000 + i, rows)
-            got = collector_samples(follower)  # incremental: only this flush's rows
-            assert got == model_samples(job, now), f"after flush {i}"
-        read = (JOB, job.attempt_id, "read")
-        # by hand, read's windows in time order (arrival order on the tie at 40):
-        # 10 20 25 30 35 40 40, ratios - .5 1 .25 0 .5 .75: Σ ratio·dt / Σ dt over dt > 0
-        bp = (0.5 * 10 + 1.0 * 5 + 0.25 * 5 + 0.0 * 5 + 0.5 * 5) / 30
+            model = model_samples(job, now)
+            assert model[bp_s] == pytest.approx(by_hand[i], rel=1e-12), f"after flush {i}"
+            # the fast path reading every row at once gives the model's values exactly
+            assert collector_samples(StoreCollector(store, clock=lambda: now)) == model
+            # incremental (only this flush's rows): the same, except that a counter the
+            # late window at 35 lowers (30-35 counted at 40's ratio .5, now at its own 0)
+            # keeps its highest value: Prometheus would read a drop as a reset
+            exported = {
+                k: max(v, exported.get(k, v)) if k[0].endswith("_total") else v
+                for k, v in model.items()
+            }
+            got = collector_samples(follower)
+            assert got == exported, f"after flush {i}"
+        assert got[bp_s] == by_hand[1] > model[bp_s]
+        # the ratio is the same sum over Σ dt (30 s)
+        bp = by_hand[2] / 30
         assert got[("solstice_stage_backpressure_ratio", read)] == pytest.approx(bp, rel=1e-12)
         assert got[("solstice_stage_output_records_total", read)] == 420  # the later tie
         assert got[("solstice_stage_workers_alive", read)] == 3
@@ -265,9 +287,11 @@ def test_the_fast_path_equals_the_model_with_late_and_out_of_order_windows(tmp_p
         assert got[("solstice_stage_output_rate", read)] == 9.0  # the latest window's rate
         parse, extra = (JOB, job.attempt_id, "parse"), (JOB, job.attempt_id, "extra")
         assert got[("solstice_stage_backpressure_ratio", parse)] == 0.0  # no dt: last flag
+        assert got[("solstice_stage_backpressured_seconds_total", parse)] == 0.0
         assert got[("solstice_stage_input_records_total", extra)] == 8
         audit = (JOB, job.attempt_id, "audit")
         assert got[("solstice_stage_workers_alive", audit)] == 0
+        assert got[("solstice_stage_backpressured_seconds_total", audit)] == 0  # no window
         assert ("solstice_stage_output_rate", audit) not in got
         assert {labels[2] for name, labels in got if name.startswith("solstice_stage_")} == {
             "read", "parse", "write", "audit", "extra"}  # fmt: skip
@@ -278,5 +302,5 @@ def test_the_fast_path_equals_the_model_with_late_and_out_of_order_windows(tmp_p
     assert done[("solstice_job_status", (JOB, job.attempt_id, "COMPLETED"))] == 1
     # the mean rate over the run now: (420 - 100) records over 30 s
     assert done[("solstice_stage_output_rate", read)] == pytest.approx(320 / 30, rel=1e-12)
-    assert collector_samples(follower) == done
+    assert collector_samples(follower) == {**done, bp_s: by_hand[1]}  # kept, never lower
     assert collector_samples(StoreCollector(store, clock=lambda: now)) == done
