@@ -13,6 +13,11 @@ includes its poll. The watcher runs inside the measured runs (its cost is counte
 against telemetry).
 
     .venv/bin/python bench/pipeline_bench.py --runs 7 --duration 10 --cost-scale 1 0 --live
+
+With ``--ab detection`` both runs of a pair record telemetry and only the workers'
+straggler detection differs (on / off): its own overhead.
+
+    .venv/bin/python bench/pipeline_bench.py --ab detection --runs 7 --duration 10
 """
 
 from __future__ import annotations
@@ -71,6 +76,12 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--cost-scale", type=float, nargs="+", default=[1.0, 0.0])
     ap.add_argument("--live", action="store_true", help="measure live latency (telemetry on)")
+    ap.add_argument(
+        "--ab",
+        choices=["telemetry", "detection"],
+        default="telemetry",
+        help="what differs between the two runs of a pair (detection: telemetry on in both)",
+    )
     args = ap.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     store = tempfile.mkdtemp(prefix="pipeline_bench_")
@@ -90,11 +101,13 @@ def main() -> None:
                     watcher = threading.Thread(target=watch, args=(job_id, store, lat, stop))
                     watcher.start()
                 la = os.getloadavg()[0]
+                detection = args.ab == "detection"
                 r = run_pipeline(
                     job_id=job_id,
                     duration=args.duration,
                     store=store,
-                    telemetry=telemetry,
+                    telemetry=telemetry or detection,
+                    detect_stragglers=telemetry or not detection,
                     cost_scale=scale,
                 )
                 if watcher is not None:
@@ -107,7 +120,7 @@ def main() -> None:
                 got[telemetry] = rate
                 live = f" live p95 {pct(lat, 0.95):.3f}s (n={len(lat)})" if lat else ""
                 print(
-                    f"cost_scale={scale:g} run={i} telemetry={telemetry!s:5} "
+                    f"cost_scale={scale:g} run={i} {args.ab}={telemetry!s:5} "
                     f"sink_rows={r.sink_rows} elapsed={r.elapsed_s:.2f}s rate={rate:.0f} rec/s"
                     f" dropped={r.telemetry_dropped} load1={la:.1f}{live}",
                     flush=True,
@@ -115,7 +128,7 @@ def main() -> None:
             pairs.append(got[True] / got[False])
         on, off = statistics.median(rates[True]), statistics.median(rates[False])
         print(
-            f"RESULT cost_scale={scale:g}: telemetry on {on:.0f} rec/s "
+            f"RESULT cost_scale={scale:g}: {args.ab} on {on:.0f} rec/s "
             f"(min {min(rates[True]):.0f}, max {max(rates[True]):.0f}), off {off:.0f} rec/s "
             f"(min {min(rates[False]):.0f}, max {max(rates[False]):.0f}) (medians of "
             f"{args.runs}); ratio of medians on/off = {on / off:.3f}; per-pair ratios "

@@ -281,7 +281,7 @@ def _add_more(sub, add) -> None:  # type: ignore[no-untyped-def]
     p.add_argument(
         "--faults",
         action="store_true",
-        help="malformed lines, a worker killed and replaced, a slow node",
+        help="malformed lines, a worker killed and replaced, a slow node, a split hanging 30 s",
     )
     p.add_argument(
         "--sample",
@@ -318,7 +318,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ray.init(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         result = run_pipeline(
-            job_id=job_id, duration=args.duration, faults=args.faults, store=store
+            job_id=job_id,
+            duration=args.duration,
+            faults=args.faults,
+            store=store,
+            hang_s=30.0 if args.faults else 0.0,
         )
     finally:
         ray.shutdown()

@@ -8,7 +8,10 @@ builds), commits offsets and checkpoints them every few seconds. The sink writes
 Lance table of the processed events.
 
 Faults on request: parse raises on malformed JSON lines, a parse worker is killed
-mid-run (``ray.kill``) and replaced, and one enrich worker runs on a "slow node".
+mid-run (``ray.kill``) and replaced, and one enrich worker runs on a "slow node". With
+``hang_s`` one enrich split hangs that long in a ``time.sleep`` (a straggler: its
+worker's telemetry raises an incident with the sleeping stack; ``solstice-inspect demo
+--faults`` and :func:`run_demo` with faults hang it for ``DEMO_HANG_S``).
 
 Examples
 --------
@@ -40,6 +43,8 @@ log = logging.getLogger("solstice_inspect.demo")
 STAGES = ["source", "parse", "filter", "enrich", "sink"]
 EDGES = {"source": ["parse"], "parse": ["filter"], "filter": ["enrich"], "enrich": ["sink"]}
 PARALLELISM = {"source": 1, "parse": 2, "filter": 1, "enrich": 2, "sink": 1}
+#: seconds the straggler split of the demo with faults hangs
+DEMO_HANG_S = 30.0
 
 _RemoteWorker = ray.remote(num_cpus=0, max_restarts=0)(StageWorker)
 
@@ -127,7 +132,15 @@ class _Driver:
         options = dict(self.opts["worker_options"])
         if stage_id == "enrich" and self.opts["faults"] and n == 1:
             options["slow_factor"] = 3.0  # the "slow node"
-        tel = self.rec.telemetry(stage_id=stage_id, worker_id=worker_id) if self.rec else None
+        if stage_id == "enrich" and n == 0 and self.opts.get("hang_s"):
+            options["hang_s"] = self.opts["hang_s"]  # one split of it hangs (a straggler)
+        tel = None
+        if self.rec is not None:
+            tel = self.rec.telemetry(
+                stage_id=stage_id,
+                worker_id=worker_id,
+                detect_stragglers=self.opts.get("detect_stragglers", True),
+            )
         handle = _RemoteWorker.options(name=f"{stage_id}:{worker_id}", namespace=NAMESPACE).remote(
             stage_id, worker_id, tel, partitions=partitions, options=options
         )
@@ -352,6 +365,8 @@ def run_pipeline(
     seed: int = 7,
     cost_scale: float = 1.0,
     crash_worker_at: float | None = None,
+    hang_s: float = 0.0,
+    detect_stragglers: bool = True,
 ) -> DemoResult:
     """Run the reference pipeline once and return what it did.
 
@@ -375,6 +390,11 @@ def run_pipeline(
     crash_worker_at
         Fraction of ``duration`` at which a *busy* parse worker is killed without warning
         (a crash mid-split): its split is redelivered to a replacement.
+    hang_s
+        Seconds one split of the first enrich worker (its 12th) hangs in a
+        ``time.sleep``: a straggler, reported as an incident (``job.incidents()``).
+    detect_stragglers
+        False switches the workers' straggler detection off (the benchmark baseline).
     """
     _ensure_ray()
     root = (store if isinstance(store, Store) else connect(store)).root
@@ -415,6 +435,8 @@ def run_pipeline(
         "partitions": partitions,
         "queue_capacity": queue_capacity,
         "crash_worker_at": crash_worker_at,
+        "hang_s": hang_s,
+        "detect_stragglers": detect_stragglers,
         "worker_options": {
             "split_size": split_size,
             "seed": seed,
@@ -542,8 +564,12 @@ def run_demo(
     duration: float = 20.0,
     faults: bool = False,
     store: Store | str | None = None,
+    hang_s: float | None = None,
 ) -> Job:
     """Run the reference pipeline on the local (or connected) Ray and return the job.
+
+    With ``faults``, one enrich split hangs ``hang_s`` seconds (default
+    ``DEMO_HANG_S``, 30 s): its incident is in ``job.incidents()``.
 
     Examples
     --------
@@ -551,6 +577,10 @@ def run_demo(
     >>> job.status                                                   # doctest: +SKIP
     'COMPLETED'
     """
-    result = run_pipeline(job_id=job_id, duration=duration, faults=faults, store=store)
+    if hang_s is None:
+        hang_s = DEMO_HANG_S if faults else 0.0
+    result = run_pipeline(
+        job_id=job_id, duration=duration, faults=faults, store=store, hang_s=hang_s
+    )
     assert result.job is not None
     return result.job

@@ -27,6 +27,9 @@ OPERATORS = {
 }
 #: seconds of work per record: enrich is the deliberate bottleneck
 COST_PER_RECORD = {"source": 0.0, "parse": 0.0002, "filter": 0.0, "enrich": 0.002, "sink": 0.0}
+#: the split (counted per worker) on which a worker given ``hang_s`` hangs: late enough
+#: for its stage to have finished the 10 splits the straggler rule needs
+HANG_AT_SPLIT = 12
 
 
 class StageWorker:
@@ -68,6 +71,22 @@ class StageWorker:
         return os.getpid()
 
     def process(self, split_id: str, parents: list[str], records: Any) -> dict[str, Any]:
+        if self.tel is None:
+            return self._process(split_id, records)
+        source = self.stage_id == "source"
+        out_id = split_id if source else f"{self.stage_id}_{split_id}"
+        # watched by the straggler detector while it runs; the driver reports the split
+        # when it commits it (a stage master's report survives this worker crashing)
+        with self.tel.split(out_id, [] if source else [split_id], report=False):
+            return self._process(split_id, records)
+
+    def _slow_geo_lookup(self, split_id: str) -> None:
+        """The injected straggler: one split waits on a "geo service" that hangs."""
+        if self.tel is not None:
+            self.tel.log("INFO", f"geo lookup for {split_id}: waiting on geo-service:8080")
+        time.sleep(float(self.options["hang_s"]))
+
+    def _process(self, split_id: str, records: Any) -> dict[str, Any]:
         started = time.perf_counter()
         errors: list[tuple[Exception, str]] = []
         if self.stage_id == "source":
@@ -88,6 +107,8 @@ class StageWorker:
         cost = COST_PER_RECORD.get(self.stage_id, 0.0) * n_in * self.slow
         if cost:
             time.sleep(cost)
+        if self.options.get("hang_s") and self.processed + 1 == HANG_AT_SPLIT:
+            self._slow_geo_lookup(out_id)
         elapsed = time.perf_counter() - started
         self.input_records += n_in
         self.output_records += len(out)
@@ -101,6 +122,8 @@ class StageWorker:
                 self.tel.log("WARNING", f"{len(errors)} malformed line(s) skipped in {split_id}")
             if options_slow(self.options) and self.processed == 1:
                 self.tel.log("WARNING", f"slow node: split {split_id} took {elapsed:.3f} s")
+            if out and self.processed % 10 == 1:  # a data peek: rows of every 10th split
+                self.tel.sample(out_id, out)
             self.tel.metrics(
                 input_records=self.input_records,
                 output_records=self.output_records,

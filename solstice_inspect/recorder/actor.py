@@ -68,16 +68,24 @@ class RecorderActor:
     def ingest(self, batch: Any) -> dict[str, int]:
         return self.rec.ingest(batch)
 
-    def report(self, batch: Any) -> float | None:
-        """What Telemetry clients call: ingest ``batch``; return the seconds until the
-        next flush is due (0.0 when due now), so a client may hold its next envelopes
-        until shortly before it (fewer calls, no later rows), or None when unknown."""
+    def report(self, batch: Any) -> dict[str, Any]:
+        """What Telemetry clients call: ingest ``batch``; reply with ``flush_in``, the
+        seconds until the next flush is due (0.0 when due now, None when unknown), so a
+        client may hold its next envelopes until shortly before it (fewer calls, no later
+        rows), and ``split_stats``, per stage ``(n, mean, std)`` of every worker's
+        finished splits, which a client's straggler detector compares its running splits
+        with (statistics for free with each batch: no extra call, no State API)."""
         rec = self.rec
         rec.ingest(batch)
         last = getattr(rec, "_last_flush", None)
-        if type(last) is not float:
-            return None
-        return max(0.0, last + rec.flush_interval - time.monotonic())
+        flush_in = None
+        if type(last) is float:
+            flush_in = max(0.0, last + rec.flush_interval - time.monotonic())
+        try:
+            stats = rec._fold.split_stats()
+        except RuntimeError:  # a stage added while reading (flush thread): next time
+            stats = {}
+        return {"flush_in": flush_in, "split_stats": stats}
 
     def flush(self) -> int:
         return self.rec.flush()

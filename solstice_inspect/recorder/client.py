@@ -30,6 +30,9 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from solstice_inspect.recorder import samples as _samples
+from solstice_inspect.recorder import stragglers as _stragglers
+
 log = logging.getLogger("solstice_inspect.recorder.client")
 log.addHandler(logging.NullHandler())
 
@@ -62,6 +65,8 @@ class _RaySink:
         self.pending: list[tuple[Any, int, float]] = []  # (ref, envelopes, sent at)
         #: the recorder's next flush (this process's monotonic clock), as last heard
         self.flush_due: float | None = None
+        #: per stage ``(n, mean, std)`` of every worker's finished splits, as last heard
+        self.stage_stats: dict[str, tuple[int, float, float]] = {}
 
     def __call__(self, batch: list[dict[str, Any]]) -> None:
         self.pending.append((self.actor.report.remote(batch), len(batch), time.monotonic()))
@@ -98,6 +103,9 @@ class _RaySink:
                 lost += n
                 _warn_once("send", "telemetry batch of %d lost: %s", n, exc)
             else:
+                if type(due_in) is dict:  # {"flush_in": s, "split_stats": {stage: ...}}
+                    self.stage_stats = due_in.get("split_stats") or self.stage_stats
+                    due_in = due_in.get("flush_in")
                 # the recorder took the batch after it was sent: counting from the send
                 # puts the flush no later than it is
                 if type(due_in) is float:
@@ -149,6 +157,8 @@ class _Sender:
         self.reported = 0
         self.errors = 0
         self.pid = os.getpid()
+        #: per stage ``(n, mean, std)`` of finished splits from a send callable's reply
+        self.reply_stats: dict[str, Any] = {}
         self.thread = threading.Thread(target=self._run, name="solstice-telemetry", daemon=True)
         self.thread.start()
 
@@ -239,13 +249,15 @@ class _Sender:
             if unreported and self.job_id:
                 batch.append(self._drop_event(unreported))
         try:
-            self.send(batch)
+            reply = self.send(batch)
         except Exception as exc:  # noqa: BLE001 - a failed send is a drop, never an error
             with self.lock:
                 self.dropped["send_failed"] += len(batch)
                 self.dropped_total += len(batch)
             _warn_once("send", "telemetry batch of %d lost: %r", len(batch), exc)
             return
+        if type(reply) is dict and type(reply.get("split_stats")) is dict:
+            self.reply_stats = reply["split_stats"]
         with self.lock:
             self.sent += len(batch)
             self.batches += 1
@@ -265,6 +277,18 @@ class _Sender:
         if self.held_since is None:
             self.held_since = now
         return now - self.held_since < MAX_HOLD
+
+    def stage_stats(self, stage_id: str) -> tuple[int, float, float] | None:
+        """The recorder's ``(n, mean, std)`` of ``stage_id``'s finished splits, if heard."""
+        stats = getattr(self.send, "stage_stats", None) or self.reply_stats
+        found = stats.get(stage_id)
+        return None if found is None else (int(found[0]), float(found[1]), float(found[2]))
+
+    def hurry(self) -> None:
+        """Send what is buffered at the next tick (an incident must not wait)."""
+        with self.lock:
+            self.urgent = True
+        self.wake.set()
 
     def _drop_event(self, unreported: int) -> dict[str, Any]:  # lock held
         source = f"telemetry_{os.getpid()}"
@@ -369,7 +393,7 @@ def _gpu() -> tuple[float | None, float | None]:
         return None, None
 
 
-class Telemetry:
+class Telemetry(_stragglers.SplitWatch):
     """Report one producer's state (a worker, or a stage master) to a job's recorder.
 
     Get one from :meth:`JobRecorder.telemetry`. It is small and picklable: pass it to
@@ -386,6 +410,11 @@ class Telemetry:
         Who is reporting. Without ``worker_id`` the producer is the stage itself.
     max_buffer, min_interval
         Buffer bound (envelopes per process) and the coalescing interval in seconds.
+    detect_stragglers, detect_interval
+        Watch the splits run through :meth:`split` / :meth:`split_started` and report
+        an ``incident`` for one that runs past mean + 4σ of its stage's finished splits
+        (at least 10; :mod:`~solstice_inspect.recorder.stragglers`), checking every
+        ``detect_interval`` seconds (one thread per process).
 
     Examples
     --------
@@ -410,6 +439,8 @@ class Telemetry:
         worker_id: str | None = None,
         max_buffer: int = MAX_BUFFER,
         min_interval: float = MIN_INTERVAL,
+        detect_stragglers: bool = True,
+        detect_interval: float = _stragglers.DETECT_INTERVAL,
     ) -> None:
         self.job_id = job_id
         self.target = target
@@ -423,10 +454,18 @@ class Telemetry:
         self._options = {"max_buffer": max_buffer, "min_interval": min_interval}
         self._sender: _Sender | None = None
         self._failures = 0
+        self.detect_stragglers = detect_stragglers
+        self.detect_interval = float(detect_interval)
+        if not self.detect_interval > 0:
+            raise ValueError(
+                f"detect_interval must be > 0 seconds (e.g. 1.0), not {detect_interval!r}"
+            )
+        self._detector: _stragglers.Detector | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_sender"] = None  # the sender (a thread) belongs to one process
+        state["_detector"] = None  # so does the straggler detector
         return state
 
     def __repr__(self) -> str:
@@ -529,10 +568,27 @@ class Telemetry:
         }
         if worker_id is not None:
             payload["worker_id"] = worker_id
+        det = self._watch()
+        if det is not None:
+            try:
+                run = det.end(self.source_id, split_id)
+                if processing_time is None and run is not None:
+                    processing_time = payload["processing_time"] = round(
+                        time.monotonic() - run.started, 6
+                    )
+                if processing_time is not None:
+                    det.finished(self.job_id, self.stage_id, float(processing_time))
+            except Exception as exc:  # noqa: BLE001 - telemetry never raises into user code
+                self._failures += 1
+                _warn_once("split_end", "straggler bookkeeping failed: %r", exc)
         self._emit("split_processed", payload)
 
     def exception(self, exc: BaseException, *, split_id: str | None = None) -> None:
-        """An exception: type, message and formatted stack taken from ``exc``."""
+        """An exception: type, message and formatted stack taken from ``exc`` (a split
+        started with ``split_started`` is no longer watched: it failed)."""
+        det = self._detector
+        if det is not None and split_id is not None:
+            det.end(self.source_id, split_id)
         try:
             stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             message = str(exc)
@@ -581,7 +637,14 @@ class Telemetry:
         )
 
     def log(self, level: str, message: str) -> None:
-        """A log line (stored capped per worker)."""
+        """A log line (stored capped per worker; the last ones go into incidents)."""
+        det = self._watch()
+        if det is not None:
+            try:
+                det.log_line(self.source_id, str(level).upper(), str(message))
+            except Exception as exc:  # noqa: BLE001 - telemetry never raises into user code
+                self._failures += 1
+                _warn_once("tail", "log tail failed: %r", exc)
         self._emit(
             "log",
             {
@@ -635,6 +698,61 @@ class Telemetry:
         sender = self._sender
         if sender is not None:
             sender.release(self.source_id)
+
+    def sample(self, split_id: str, rows: Any) -> None:
+        """A few output rows of a split (opt-in data peek), shown in the split's detail.
+
+        At most 5 rows per split are sent, converted to JSON-safe values (times as ISO
+        text, bytes as a short hex preview, numpy scalars as numbers, long text and lists
+        cut) and capped at 16,384 characters in all. A producer sends at most 10 samples
+        at once, then one a second: a call in a hot loop costs little and floods nothing
+        (:mod:`~solstice_inspect.recorder.samples`). Never raises.
+
+        Parameters
+        ----------
+        split_id
+            The split the rows came out of (the id its lineage row has).
+        rows
+            A list of dicts (or of any values), a pandas DataFrame or a pyarrow Table or
+            RecordBatch; only the first rows are read.
+
+        Examples
+        --------
+        >>> batches = []
+        >>> tel = Telemetry("etl_001", batches.append, stage_id="parse", worker_id="parse_w0")
+        >>> tel.sample("parse_src_split_0", [{"user": "ann", "n": n} for n in range(7)])
+        >>> tel.flush(timeout=5)
+        True
+        >>> sent = [e for b in batches for e in b if e["message_type"] == "sample"]
+        >>> len(sent[0]["payload"]["rows"])
+        5
+        """
+        try:
+            if split_id is None:
+                raise ValueError("a sample needs the id of the split its rows came from")
+            state = self.__dict__.get("_sampling")
+            if state is None:
+                state = self.__dict__["_sampling"] = _samples.Sampling()
+            room = state.admit(str(split_id), time.monotonic())
+            if room <= 0:
+                return
+            picked = _samples.json_rows(_samples.first_rows(rows, room))
+            if not picked:
+                return
+            state.taken(str(split_id), len(picked))
+        except Exception as exc:  # noqa: BLE001 - telemetry never raises into user code
+            self._failures += 1
+            _warn_once("sample", "telemetry sample failed: %r", exc)
+            return
+        self._emit(
+            "sample",
+            {
+                "split_id": _samples.safe_text(str(split_id), 256),
+                "rows": picked,
+                "stage_id": self.stage_id,
+                "worker_id": self.worker_id,
+            },
+        )
 
     # -------------------------------------------------------------- control
     def flush(self, timeout: float = 5.0) -> bool:

@@ -35,6 +35,7 @@ from solstice_inspect.protocol import (
     Envelope,
     cap,
 )
+from solstice_inspect.recorder.stragglers import DurationStats
 from solstice_inspect.semantics import fingerprint, job_records, sources_and_sinks
 
 #: log lines kept per worker; beyond it lines are counted in ``stats["logs_capped"]``
@@ -125,6 +126,7 @@ class _Stage:
         "bp_mark",
         "bp_time",
         "dirty",
+        "durations",
         "emit_bp",
         "emit_input",
         "emit_output",
@@ -163,6 +165,9 @@ class _Stage:
         self.split_input = self.split_output = 0
         self.splits_seen: set[str] = set()  # recent split ids: a redelivery counts once
         self.splits_window: deque[str] = deque()
+        # every worker's finished splits (distinct ones): what a worker's straggler
+        # detector compares its running splits with (JobRecorder.report's reply)
+        self.durations = DurationStats()
         self.msg_workers: int | None = None  # from stage_metrics, when no lifecycle is seen
         self.msg_input: int | None = None
         self.msg_output: int | None = None
@@ -689,6 +694,9 @@ class Fold:
                 self._touch(st, ts)
                 st.split_input += n_in or 0
                 st.split_output += n_out or 0
+            seconds = p.get("processing_time")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+                st.durations.add(float(seconds))
         self._emit(
             "lineage",
             (
@@ -882,6 +890,15 @@ class Fold:
         if ts > st.window_ts:
             st.window_ts = ts
         st.dirty = True
+
+    def split_stats(self) -> dict[str, tuple[int, float, float]]:
+        """Per stage ``(n, mean, std)`` of the processing times of its distinct
+        processed splits (std over the population; stages with none left out)."""
+        return {
+            stage_id: st.durations.figures()
+            for stage_id, st in self.stages.items()
+            if st.durations.n
+        }
 
     def alive_workers(self, st: _Stage) -> int:
         if st.workers:
