@@ -96,7 +96,19 @@ export function renderHeader(model, el) {
       stat("workers", fmtNumber(s.workers)),
       stat("exceptions", fmtNumber(s.exceptions), { cls: `si-stat-exceptions${exceptions > 0 ? " si-nonzero" : ""}` }),
       s.bottleneck != null ? stat("bottleneck", s.bottleneck, { cls: "si-stat-bottleneck" }) : null);
-    el.replaceChildren(h("div", { class: "si-root si-header" }, line, row));
+    // incidents and regressions, each a sentence with its figures (text nodes: escaped)
+    const cards = Array.isArray(s.cards) && s.cards.length
+      ? h("div", { class: "si-cards" }, ...s.cards.map((c) =>
+        h("div", {
+          class: `si-card si-card-${c.severity === "warn" ? "warn" : "info"}`,
+          "data-kind": String(c.kind || ""),
+          "data-split": c.split_id == null ? "" : String(c.split_id),
+          title: c.kind === "incident" ? "Incidents tab: the stack and log tail when it was seen" : "Advice tab: the figures",
+        },
+        h("span", { class: "si-card-title" }, String(c.title || c.kind || "")),
+        h("span", { class: "si-card-text" }, String(c.text || "")))))
+      : null;
+    el.replaceChildren(h("div", { class: "si-root si-header" }, line, row, cards));
     tick();
   };
 

@@ -196,6 +196,12 @@ code.si-splits-call { font-family: var(--si-mono); background: var(--si-bg2); pa
 .si-root .si-travel-cursor { stroke: var(--si-warn); stroke-width: 2; }
 .si-travel-table { margin-bottom: 6px; width: auto; }
 .si-asof { color: var(--si-warn); font-weight: 600; }
+.si-cards { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+.si-card { display: flex; gap: 6px; align-items: baseline; padding: 3px 8px; border-radius: 4px; border: 1px solid var(--si-line1); background: var(--si-bg2); max-width: 100%; }
+.si-card-warn { border-color: var(--si-warn); }
+.si-card-title { font-weight: 600; text-transform: capitalize; color: var(--si-fg2); }
+.si-card-warn .si-card-title { color: var(--si-warn); }
+.si-card-text { overflow-wrap: anywhere; }
 `;
 
 export function injectStyle() {

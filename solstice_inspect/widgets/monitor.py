@@ -30,6 +30,7 @@ from solstice_inspect.live import LiveJob, first_attempt
 from solstice_inspect.report import static
 from solstice_inspect.widgets.dag import add_stages, dag_widget, update_dag
 from solstice_inspect.widgets.guarded import GuardedView
+from solstice_inspect.widgets.monitor_advice import AdviceViews
 from solstice_inspect.widgets.monitor_deep import DeepViews
 from solstice_inspect.widgets.views import ChartsView, HeaderView
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("solstice_inspect.widgets")
 
 #: tabs read from the store when shown (not kept in the live model), and their tables
-SIDE_TABLES = ("checkpoints", "logs")
+SIDE_TABLES = ("checkpoints", "logs", "incidents")
 #: the last log lines the Logs tab serves (all of them stay in the store: ``job.logs()``)
 MAX_LOG_LINES = 5_000
 
@@ -74,7 +75,7 @@ LABELS = {
 }  # fmt: skip
 
 
-class JobMonitor(DeepViews, GuardedView, W.VBox):
+class JobMonitor(DeepViews, AdviceViews, GuardedView, W.VBox):
     """The job dashboard; build it with :func:`job_monitor`.
 
     Attributes
@@ -116,6 +117,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
         rows = self.live.poll()
         self.snapshot = self._new_snapshot(rows)
         summary = self.snapshot.stage_summary()
+        self._init_advice()
         self.header = HeaderView(header=self._header(), spark=self.snapshot.spark())
         self.dag = dag_widget(summary, self.snapshot.dag.edges)
         self.dag.on("node", "click", self._on_node_click)
@@ -130,6 +132,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
             children=[self.header, self.dag, self.charts, self.tabs, self.detail, self.errors]
         )
         self.add_class("si-monitor")
+        self.refresh_advice()  # regressions and recommendations, off the kernel's way
         if follow or not self.live.done:
             self._unsubscribe = self.live.subscribe(self.update)
             self.live.start()
@@ -148,6 +151,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
             round(max(0.0, now - seen), 1) if head["running"] and seen is not None else None
         )
         head["stale_after_s"] = 3 * self.refresh
+        head["cards"] = self.header_cards()
         return head
 
     # ------------------------------------------------------------------ tables
@@ -185,6 +189,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
                     title=f"Log lines (the last {MAX_LOG_LINES:,}; filter a column to search)",
                     labels=LABELS, send=False)  # fmt: skip
         self._add_deep_tables(LABELS)
+        self._add_advice_tables(LABELS)
         self._side_versions = {n: self.live.job.version(n) for n in SIDE_TABLES}
         with t.hold_sync():
             t.tabs = self._tab_list()
@@ -194,6 +199,8 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
     def _side(self, name: str) -> Any:
         """A tab read from the store rather than the live model: checkpoints, logs."""
         job = self.live.job
+        if name == "incidents":
+            return self._incident_rows()
         if name == "checkpoints":
             history = getattr(job, "checkpoint_history", None)
             return history() if history is not None else job.checkpoints()
@@ -243,6 +250,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
             {"id": "logs", "title": "Logs", "tables": ["logs"]},
             *self._deep_tabs()[1:2],
             {"id": "config", "title": "Configuration", "text": config},
+            *self._advice_tabs(),
             *self._deep_tabs()[2:],
         ]  # fmt: skip
         if self.selected is not None:
@@ -311,7 +319,9 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
                     update_dag(self.dag, summary)
                 if new_sm is not None and new_sm.num_rows:
                     self.charts.append(new_sm.to_pandas(), lambda: snap.stage_metrics)
-                self._refresh_tables(changed | self._side_changes())
+                side = self._side_changes()
+                self._advice_changes(side)
+                self._refresh_tables(changed | side)
                 self._refresh_deep()
             self.updates += 1
         if self.live.done and not self.live.follow:
@@ -359,6 +369,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
         self.travel_t = None
         self._splits_ran = False
         self._deep_read.clear()
+        self._init_advice()
         self.close_detail()
         summary = self.snapshot.stage_summary()
         self.header.header = self._header()
@@ -372,6 +383,7 @@ class JobMonitor(DeepViews, GuardedView, W.VBox):
         self.tabs = self._new_tabs()
         self._add_tables()
         self.children = [self.header, self.dag, self.charts, self.tabs, self.detail, self.errors]
+        self.refresh_advice()
 
     def _stop_live(self) -> None:
         if self._unsubscribe is not None:
