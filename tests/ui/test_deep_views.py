@@ -63,6 +63,12 @@ def crafted_store(root: Path) -> None:
                                           "message": f"{HOSTILE} {SCRIPT} {QUOTES}"}),
         E("log", JOB, worker, at + 0.04, {"stage_id": "parse", "level": "INFO",
                                           "message": NEEDLE}),
+        E("incident", JOB, worker, at + 0.05, {
+            "kind": "straggler", "stage_id": "parse", "worker_id": worker,
+            "split_id": BAD_SPLIT, "started_at": at - 4.0, "elapsed_s": 4.2,
+            "threshold_s": 1.5, "stack": f"  File 'w.py', in lookup\n    time.sleep(30)  {HOSTILE}",
+            "log_tail": f"INFO {SCRIPT}",
+        }),
     ]  # fmt: skip
     with si.connect(root).record(JOB) as rec:
         rec.ingest(msgs)
@@ -309,4 +315,30 @@ def test_splits_query_builder_and_time_travel(deep, artifacts):
     wait_until(lambda: mon.locator(".si-header .si-asof").count() == 0, timeout_s=20,
                what="back to now")  # fmt: skip
     assert mon.locator(".si-badge").text_content() == "COMPLETED"
+    assert_no_markup(page, mon)
+
+
+def test_an_incident_is_a_header_card_and_its_row_opens_the_split(deep, artifacts):
+    page, mon = deep
+    card = mon.locator('.si-header .si-card[data-kind="incident"]')
+    card.wait_for(timeout=30_000)
+    mon.locator(".si-header").screenshot(path=str(artifacts / "deep_incident_card.png"))
+    text = card.locator(".si-card-text").text_content()
+    assert text.startswith(f"split {BAD_SPLIT} on parse_w0_269e0d (parse): 4.2 s when seen")
+    assert card.get_attribute("data-split") == BAD_SPLIT  # an attribute value, not markup
+    open_tab(mon, "incidents")
+    view = mon.locator('.si-table-view[data-table="incidents"]')
+    row = view.locator("tbody tr[data-row]").first
+    row.wait_for(timeout=20_000)
+    assert row.locator('td[data-column="split_id"]').text_content() == BAD_SPLIT
+    row.click()
+    stack = view.locator('.si-detail-value[data-column="stack"]').text_content()
+    assert "time.sleep(30)" in stack
+    assert HOSTILE in stack
+    lineage = mon.locator(".si-lineage")
+    wait_until(
+        lambda: f"Lineage of {BAD_SPLIT}" in (lineage.text_content() or ""),
+        timeout_s=30,
+        what="the lineage of the incident's split",
+    )
     assert_no_markup(page, mon)
