@@ -174,8 +174,10 @@ class AdviceViews:
         if wait:
             self._compute_advice(job, key)
         else:
+            # not a daemon: a script that opens a monitor and ends waits for this read to
+            # end, rather than have Lance torn down under it (the interpreter aborts)
             threading.Thread(
-                target=self._compute_advice, args=(job, key), name="si-advice", daemon=True
+                target=self._compute_advice, args=(job, key), name="si-advice", daemon=False
             ).start()
 
     def _compute_advice(self, job: Any, key: tuple[str, bool]) -> None:
