@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from solstice_inspect import charts, widgets
     from solstice_inspect.analysis.snapshot import JobSnapshot
     from solstice_inspect.archives import import_solstice
-    from solstice_inspect.follow import follow
     from solstice_inspect.ray_tools import running_jobs
     from solstice_inspect.raydata import trace_ray_data
     from solstice_inspect.recorder.actor import JobRecorder
@@ -91,7 +90,6 @@ _LAZY = {
     "compare": "solstice_inspect.widgets",
     "Comparison": "solstice_inspect.widgets",
     "import_solstice": "solstice_inspect.archives",
-    "follow": "solstice_inspect.follow",
     "trace_ray_data": "solstice_inspect.raydata",
 }
 
@@ -112,6 +110,10 @@ def __getattr__(name: str) -> Any:
 # below is defined: importing a submodule sets it as an attribute of its parent package
 # the first time only, so the function keeps the name ``si.report`` for good.
 import solstice_inspect.report  # noqa: E402, F401
+
+# the same for ``si.follow``: a function of the package solstice_inspect.follow (which
+# imports no Kafka client until it runs), bound after its package was imported
+from solstice_inspect.follow import follow  # noqa: E402
 
 
 def report(

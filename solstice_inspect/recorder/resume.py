@@ -103,16 +103,16 @@ def restore(fold: Fold, job: Job) -> Restored:
             fold.start_time = ts if fold.start_time is None else min(fold.start_time, ts)
     for row in _latest(frames["stages"], ["stage_id"]).to_dict("records"):
         st = fold._stage(row["stage_id"])
-        st.operator_type = row["operator_type"] or st.operator_type
+        st.operator_type = _num(row["operator_type"]) or st.operator_type
         st.min_p = _num(row["min_parallelism"])
         st.max_p = _num(row["max_parallelism"])
-        st.status = row["status"] or st.status
+        st.status = _num(row["status"]) or st.status
 
     # workers: lifecycle first (alive or not), then their newest cumulative counters
     for row in _latest(frames["workers"], ["worker_id"]).to_dict("records"):
         w = fold._worker(row["worker_id"], row["stage_id"], row["ts"].timestamp())
         w.alive = row["event"] == "STARTED"
-        w.node_id = row["node_id"] or w.node_id
+        w.node_id = _num(row["node_id"]) or w.node_id  # a column of nulls reads as NaN
         w.pid = _num(row["pid"])
     metrics = frames["worker_metrics"]
     if len(metrics):

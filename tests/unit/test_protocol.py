@@ -53,10 +53,11 @@ def test_a_good_envelope_keeps_its_values():
     assert env.payload["input_records"] == 10
 
 
-def test_solstices_thirteen_types_and_our_four_new_ones_are_known():
-    # our fifth extension is the checkpoint payload, which uses Solstice's own type
+def test_solstices_thirteen_types_and_our_seven_new_ones_are_known():
+    # resources, logs, events, custom metrics, incidents, profiles and samples; our
+    # checkpoint payload uses Solstice's own type
     assert len(SOLSTICE_TYPES) == 13
-    assert len(MESSAGE_TYPES) == 17
+    assert len(MESSAGE_TYPES) == 20
 
 
 @pytest.mark.parametrize(

@@ -109,3 +109,23 @@ def test_a_resumed_recording_keeps_split_totals_and_counts_a_redelivery_once(sto
     assert job.catalog_row()["records_in"] == 300
     statuses = job.lineage().sort_values("ts")["status"].tolist()
     assert statuses == ["COMMITTED", "COMMITTED", "DUPLICATE", "COMMITTED"]
+
+
+def test_a_worker_stored_without_a_node_is_stopped_after_a_resume(store):
+    # Solstice's worker_started carries no node_id: the resumed fold must not turn the
+    # missing value into NaN (its STOPPED row would then not fit the string column)
+    first = store.record("resumed", flush_interval=60)
+    first.ingest(
+        [
+            _env("job_started", "resumed", T0, {"dag_edges": {"read": []}}, 0),
+            _env("worker_started", "read_w0", T0, {"stage_id": "read"}, 0),
+        ]
+    )
+    first.flush()
+    first._stop.set()
+    resumed = Recording(store, "resumed", attempt_id=first.attempt_id, resume=True)
+    resumed.ingest(_env("worker_stopped", "read_w0", T0 + 5, {"stage_id": "read"}, 1))
+    resumed.finish()
+    assert resumed.stats["rejected"] == {}
+    events = store.attempt("resumed", first.attempt_id).workers()
+    assert list(events["event"]) == ["STARTED", "STOPPED"]
