@@ -395,6 +395,7 @@ class JobMonitor(DeepViews, AdviceViews, GuardedView, W.VBox):
         """Stop following the job and close every child widget."""
         if hasattr(self, "live"):  # not when the constructor failed half-way
             self._stop_live()
+            self.close_advice()
         if hasattr(self, "detail"):
             self.close_detail()
         for name in ("header", "dag", "charts", "tabs", "detail", "errors"):

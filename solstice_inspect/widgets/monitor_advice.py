@@ -8,15 +8,16 @@
 - **Advice** tab: the regressions and ``job.recommendations()`` (workers to add or
   remove per stage, with the evidence).
 
-Regressions read the job's history, so they are computed off the kernel's way (a thread)
-once when the monitor opens and again when the attempt ends; recommendations when the
-Advice tab is first shown, and after the attempt ends.
+Regressions read the job's earlier runs, so they are computed off the kernel's way (one
+thread shared by every monitor) when the monitor opens and again when the attempt ends;
+recommendations, which read the run's worker metrics, only when the Advice tab is shown.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,11 @@ INCIDENT_COLUMNS = [
 ]  # fmt: skip
 REGRESSION_COLUMNS = ["stage_id", "metric", "value", "median", "change", "runs", "message"]
 RECOMMENDATION_COLUMNS = ["stage_id", "action", "current_workers", "suggested_workers", "reason"]
+
+#: one thread for every monitor's background advice: opening ten monitors queues ten reads
+#: instead of running ten at once beside the kernel; its thread is joined when the
+#: interpreter exits (a read is never torn down half-way: Lance would abort the process)
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="si-advice")
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -137,6 +143,8 @@ class AdviceViews:
         self._recommendations: pd.DataFrame | None = None
         self._advice_note = ""
         self._advice_for: tuple[str, bool] | None = None  # (attempt, ended) computed for
+        self._recs_for: tuple[str, bool] | None = None
+        self._advice_closed = False
         #: set when the advice of the shown attempt (as last asked for) is computed
         self.advice_ready = threading.Event()
         self._read_incidents()
@@ -162,51 +170,69 @@ class AdviceViews:
         """What the header shows beside the figures: incidents, then regressions."""
         return incident_cards(self._incidents) + regression_cards(self._regressions)
 
+    def _advice_key(self) -> tuple[str, bool]:
+        return (api_job(self.live.job).attempt_id, bool(self.live.done))
+
     def refresh_advice(self, *, wait: bool = False) -> None:
-        """Recompute regressions and recommendations (in a thread unless ``wait``) when
-        the attempt or its running state changed since they were last computed."""
-        job = api_job(self.live.job)
-        key = (job.attempt_id, bool(self.live.done))
+        """Recompute the regressions (in the shared thread unless ``wait``) when the
+        attempt or its running state changed since they were last computed, and the
+        recommendations too if the Advice tab is shown."""
+        key = self._advice_key()
         if self._advice_for == key:
             return
         self._advice_for = key
         self.advice_ready.clear()
         if wait:
-            self._compute_advice(job, key)
+            self._compute_regressions(key)
         else:
-            # not a daemon: a script that opens a monitor and ends waits for this read to
-            # end, rather than have Lance torn down under it (the interpreter aborts)
-            threading.Thread(
-                target=self._compute_advice, args=(job, key), name="si-advice", daemon=False
-            ).start()
+            _POOL.submit(self._compute_regressions, key)
+        if getattr(self.tabs, "selected", None) == "advice":
+            self._compute_recommendations()
 
-    def _compute_advice(self, job: Any, key: tuple[str, bool]) -> None:
+    def _compute_regressions(self, key: tuple[str, bool]) -> None:
         from solstice_inspect.analysis.history import regressions
 
-        notes = []
         try:
-            found = regressions(None, job)
-            notes.append(str(found.attrs.get("note") or ""))
-        except Exception as exc:  # the monitor stays useful without its advice
-            log.exception("regressions of %s failed", job.job_id)
-            found = None
-            notes.append(f"regressions failed: {type(exc).__name__}: {exc}")
+            if self._advice_closed or self._advice_for != key:
+                return  # closed, or a newer attempt is shown, while this waited its turn
+            job = api_job(self.live.job)
+            try:
+                found = regressions(None, job)
+                note = str(found.attrs.get("note") or "")
+            except Exception as exc:  # the monitor stays useful without its advice
+                log.exception("regressions of %s failed", job.job_id)
+                found, note = None, f"regressions failed: {type(exc).__name__}: {exc}"
+            with self._lock:
+                if self._advice_closed or self._advice_for != key:
+                    return
+                self._regressions, self._advice_note = found, note
+                self._show_advice()
+        finally:
+            self.advice_ready.set()
+
+    def _compute_recommendations(self) -> None:
+        """The Advice tab's recommendations, in the kernel's thread when it is shown."""
+        key = self._advice_key()
+        if self._recs_for == key:
+            return
+        self._recs_for = key
+        job = api_job(self.live.job)
         try:
-            recs = job.recommendations()
-            notes.append(str(recs.attrs.get("note") or ""))
+            self._recommendations = job.recommendations()
         except Exception as exc:
             log.exception("recommendations of %s failed", job.job_id)
-            recs = None
-            notes.append(f"recommendations failed: {type(exc).__name__}: {exc}")
-        with self._lock:
-            if self._advice_for != key or api_job(self.live.job).attempt_id != key[0]:
-                return  # a newer attempt is shown: this advice is about another run
-            self._regressions, self._recommendations = found, recs
-            self._advice_note = " ".join(n for n in notes if n)
-            try:
-                self._show_advice()
-            finally:
-                self.advice_ready.set()
+            self._recommendations = None
+            self._advice_note += f" recommendations failed: {type(exc).__name__}: {exc}"
+        self._show_advice()
+
+    def _on_advice_tab(self, change: dict[str, Any]) -> None:
+        if change.get("new") == "advice":
+            with self._guard("computing the recommendations"), self._lock:  # type: ignore[attr-defined]
+                self._compute_recommendations()
+
+    def close_advice(self) -> None:
+        """Stop computing advice for this monitor (it is being closed)."""
+        self._advice_closed = True
 
     def _show_advice(self) -> None:
         t = self.tabs
@@ -221,6 +247,7 @@ class AdviceViews:
     # ------------------------------------------------------------------ tabs
     def _add_advice_tables(self, labels: dict[str, str]) -> None:
         t = self.tabs
+        t.observe(self._on_advice_tab, names="selected")
         t.add_table("incidents", self._incident_rows,
                     title="Incidents: stragglers the workers reported (click one: its split's"
                     " lineage below)", labels=labels,

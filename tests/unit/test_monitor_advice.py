@@ -41,6 +41,12 @@ def test_the_header_flags_a_regression_of_this_run(store):
     tabs = {t["id"]: t for t in monitor.tabs.tabs}
     assert tabs["advice"]["badge"] >= 1
     assert "6 earlier runs" in tabs["advice"]["text"]
+    assert _page(monitor, "regressions")["total"] == 1
+    # recommendations read the run's worker metrics: only once the Advice tab is shown
+    assert monitor._recommendations is None
+    monitor.tabs.selected = "advice"
+    expected = store.job("steady").recommendations()
+    assert _page(monitor, "recommendations")["total"] == len(expected)
     monitor.close()
 
 
