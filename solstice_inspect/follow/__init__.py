@@ -140,7 +140,9 @@ def follow(
     Each topic whose name matches ``pattern`` (Solstice names them ``<job_id>_state``) is
     a job: its messages go through the same recorder rules as ``solstice-inspect
     ingest``, one attempt per run (a ``job_started`` after a final status starts a new
-    one). Bad messages are counted as rejects and never stop the follower. The position
+    one, and so does a second ``job_started`` of a running attempt: the job was run
+    again after its driver died without a final status, and the dead run's attempt reads
+    as LOST). Bad messages are counted as rejects and never stop the follower. The position
     is kept in the store (``<store>/follow/<topic>.json``), so a follower started again
     on the same store resumes without a gap or a duplicate. It rides out the broker going
     away; if the broker comes back without its data, it says so and goes on.
@@ -159,7 +161,8 @@ def follow(
     flush_interval
         Seconds between two writes of a job's rows: how live views lag the broker.
     linger
-        Seconds a finished job's attempt stays open for late reports.
+        Seconds a finished job's attempt stays open for late reports (after a restart of
+        the follower, a late report of a known worker opens it again).
     idle_close
         Seconds of silence after which a running job's attempt is closed (it reads as
         LOST; its next message resumes it).

@@ -109,6 +109,7 @@ class Recording(FinishOnExit):
         attempt_id: str | None = None,
         compact_every: int = 100,
         resume: bool = False,
+        resume_reason: str | None = None,
     ) -> None:
         self.job_id = valid_job_id(job_id)
         self.attempt_id = valid_job_id(attempt_id) if attempt_id else layout.new_attempt_id()
@@ -151,7 +152,7 @@ class Recording(FinishOnExit):
         #: what a resumed recording found in the store (None for a new attempt)
         self.restored: Restored | None = None
         if resume:
-            self._resume()
+            self._resume(resume_reason)
         self._catalog_row(time.time())  # the attempt is listed from its first moment
         self._thread = threading.Thread(
             target=self._run, name=f"solstice-recorder-{job_id}", daemon=True
@@ -162,10 +163,12 @@ class Recording(FinishOnExit):
     def __repr__(self) -> str:
         return f"Recording({self.job_id!r}, attempt={self.attempt_id!r}, status={self.status!r})"
 
-    def _resume(self) -> None:
+    def _resume(self, reason: str | None = None) -> None:
         """Go on writing an attempt whose recorder died: rebuild the fold from the store,
         continue the flush numbers, and record the gap (what the dead process had folded
-        but not flushed is at most the time between its last flush and its death)."""
+        but not flushed is at most the time between its last flush and its death).
+        ``reason``, when given, is what the ``recorder_restarted`` event says instead (a
+        writer that reads its input again, like the follower, misses nothing)."""
         now = time.time()
         restored = restore(self._fold, self.store.attempt(self.job_id, self.attempt_id))
         self.restored = restored
@@ -179,7 +182,9 @@ class Recording(FinishOnExit):
         self._fold.record_event(
             now,
             "recorder_restarted",
-            "the recorder's process died and was restarted; events it had not yet "
+            reason
+            if reason is not None
+            else "the recorder's process died and was restarted; events it had not yet "
             f"written may be missing (last write {gap:.1f} s before the restart)"
             if gap is not None
             else "the recorder's process died and was restarted",

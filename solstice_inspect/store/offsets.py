@@ -32,7 +32,7 @@ FOLDER = "follow"
 #: Kafka's own rule for topic names: they are safe as file names
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
-__all__ = ["FORMAT", "read", "rollback", "uri", "write"]
+__all__ = ["FORMAT", "partitions", "positions", "read", "rollback", "uri", "write"]
 
 
 def uri(root: str, topic: str) -> str:
@@ -101,6 +101,46 @@ def read(root: str, topic: str) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("topic") != topic:
         return None
     return doc
+
+
+def partitions(
+    nxt: dict[int, int], last: dict[int, tuple[int, int, int]]
+) -> dict[str, dict[str, Any]]:
+    """The file's ``partitions``: per partition, the next offset to read and the (offset,
+    timestamp, crc) of the last message read.
+
+    Examples
+    --------
+    >>> partitions({0: 5}, {0: (4, 1000, 7)})
+    {'0': {'next': 5, 'offset': 4, 'ts': 1000, 'crc': 7}}
+    """
+    out = {}
+    for p, n in sorted(nxt.items()):
+        seen = last.get(p)
+        out[str(p)] = {
+            "next": n,
+            "offset": seen[0] if seen else None,
+            "ts": seen[1] if seen else None,
+            "crc": seen[2] if seen else None,
+        }
+    return out
+
+
+def positions(doc: dict[str, Any]) -> tuple[dict[int, int], dict[int, tuple[int, int, int]]]:
+    """The next offsets and last messages read of a file's ``doc`` (see :func:`partitions`).
+
+    Examples
+    --------
+    >>> positions({"partitions": {"0": {"next": 5, "offset": 4, "ts": 1000, "crc": 7}}})
+    ({0: 5}, {0: (4, 1000, 7)})
+    """
+    nxt: dict[int, int] = {}
+    last: dict[int, tuple[int, int, int]] = {}
+    for key, part in (doc.get("partitions") or {}).items():
+        nxt[int(key)] = int(part["next"])
+        if part.get("offset") is not None:
+            last[int(key)] = (int(part["offset"]), int(part["ts"]), int(part["crc"]))
+    return nxt, last
 
 
 def rollback(root: str, job_id: str, attempt_id: str, after_batch: int) -> int:

@@ -30,6 +30,7 @@ import pytest
 import solstice_inspect as si
 from solstice_inspect.cli import main as cli
 from solstice_inspect.demo.stream import simulate
+from solstice_inspect.follow import Follower, Following
 from solstice_inspect.schema import JOB_TABLES
 from solstice_inspect.store import offsets
 
@@ -631,3 +632,47 @@ def test_a_restarted_broker_is_noticed_and_new_jobs_are_still_followed(tmp_path)
             )
             assert cat["start_time"].timestamp() == truth["first_ts"]
             assert job.table("worker_metrics").num_rows == truth["metrics"]
+
+
+def test_a_rerun_after_its_driver_died_is_its_own_attempt_and_the_dead_one_reads_lost(
+    broker, tmp_path
+):
+    """A driver killed without job_failed (SIGKILL, out of memory), then the job run
+    again under the same id: the new run's workers (same ids, sequence numbers from 0)
+    start and report before its job_started. Each run is its own attempt with its own
+    figures; the dead one reads as LOST, not RUNNING."""
+    job_id = "driver_died"
+    topic = f"{job_id}_state"
+    dead, dead_truth = solstice_run(job_id, rounds=4)
+    dead = dead[: max(i for i, m in enumerate(dead) if m["message_type"] == "worker_metrics") + 1]
+    rerun, truth = solstice_run(job_id, rounds=6, t0=T0 + 3600)
+    store = si.connect(tmp_path / "store")
+    follower = Follower(broker.bootstrap, store=store, topics=[topic], heartbeat_interval=0.5)
+    with Following(follower) as f:
+        produce(broker.bootstrap, topic, dead)
+        wait_until(lambda: f.stats["messages"] == len(dead), 30, "the dead run read")
+        produce(broker.bootstrap, topic, rerun, create=False)
+        wait_until(lambda: len(store.attempts(job_id)) == 2, 30, "a second attempt")
+        wait_until(lambda: status_of(store, job_id) == "COMPLETED", 30, "the rerun COMPLETED")
+        stats = f.stats
+    assert (stats["attempts"], stats["duplicates"], stats["rejected"]) == (2, 0, 0)
+    assert stats["messages"] == len(dead) + len(rerun)
+    first, second = store.attempts(job_id).sort_values("start_time")["attempt_id"]
+    old, new = store.job(job_id, attempt=first), store.job(job_id, attempt=second)
+    wait_until(lambda: old.status == "LOST", 10, "the dead run to read as LOST")
+    # the dead run: 4 rounds of 5 workers, the counters of its 4th round
+    cat = old.catalog_row()
+    assert (cat["records_in"], cat["records_out"]) == (
+        dead_truth["records_in"],
+        dead_truth["records_out"],
+    )
+    assert cat["start_time"].timestamp() == T0
+    assert old.table("worker_metrics").num_rows == 4 * 5
+    assert Counter(old.table("workers")["event"].to_pylist()) == {"STARTED": 5}
+    # the rerun: all of it, from its first worker's message on
+    cat = new.catalog_row()
+    for key in ("status", "records_in", "records_out", "exceptions"):
+        assert cat[key] == truth[key], key
+    assert cat["start_time"].timestamp() == truth["first_ts"]
+    assert new.table("worker_metrics").num_rows == truth["metrics"]
+    assert Counter(new.table("workers")["event"].to_pylist()) == {"STARTED": 5, "STOPPED": 5}
