@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: adds its sub-commands with ``add(name, help)`` (which gives them ``--store``) and
 #: imports what the command needs only when it runs
 _COMMAND_MODULES: tuple[str, ...] = (
+    "solstice_inspect.portal.commands",
     "solstice_inspect.ops.commands",
     "solstice_inspect.archives.commands",
     "solstice_inspect.follow.commands",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 import pandas as pd
 
+from solstice_inspect.widgets.lifetime import shown_by_cell
 from solstice_inspect.widgets.tables import Table
 
 if TYPE_CHECKING:
@@ -203,6 +204,10 @@ class JobBrowser(w.VBox):
         self._close_detail()
         self.table.close()
         super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        shown_by_cell(self)  # a re-run cell closes the browser of its previous run
+        return super()._repr_mimebundle_(**kwargs)
 
     def _repr_html_(self) -> str:
         from solstice_inspect.report.static import table_html

@@ -10,6 +10,8 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from solstice_inspect.widgets.lifetime import shown_by_cell
+
 log = logging.getLogger("solstice_inspect.widgets")
 
 __all__ = ["GuardedView", "error_html"]
@@ -54,6 +56,7 @@ class GuardedView:
             self.errors.value = error_html(what, exc)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        shown_by_cell(self)  # a re-run cell closes the views of its previous run
         bundle = super()._repr_mimebundle_(**kwargs) or {}  # type: ignore[misc]
         try:
             bundle["text/html"] = self.static_html()
