@@ -7,7 +7,7 @@ recorded through real ``Recording`` s into one Lance store. Median of ``--repeat
 calls, alternating with ``si.regressions`` of the latest run. Baseline, same run: the
 figures the obvious way, one ``JobSnapshot`` per attempt (``job.stage_summary()`` of
 every attempt: the job monitor's full read), on ``--baseline-runs`` attempts and
-scaled to all of them.
+scaled to all of them; and the floor, the catalog read alone (``store.attempts``).
 
 ``compare`` — ``si.compare`` of the 10 latest runs: build time (median of
 ``--repeat``) and the widget's state as it would travel (every comm message of the
@@ -110,12 +110,14 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def bench_history(store: si.Store, repeat: int, baseline_runs: int) -> None:
     n = len(store.attempts(JOB))
-    hist_t, regr_t = [], []
-    for _ in range(repeat):  # A/B: history, then regressions (which reads as much)
+    hist_t, regr_t, cat_t = [], [], []
+    for _ in range(repeat):  # A/B/C: history, regressions (which reads as much), catalog
         dt, h = timed(lambda: si.history(JOB, store=store))
         hist_t.append(dt)
         dt, r = timed(lambda: si.regressions(JOB, store=store))
         regr_t.append(dt)
+        dt, _ = timed(lambda: store.attempts(JOB))  # the catalog read alone: the floor
+        cat_t.append(dt)
     assert len(h) == n
     ids = list(store.attempts(JOB)["attempt_id"])[-baseline_runs:]
     t0 = time.perf_counter()
@@ -130,6 +132,9 @@ def bench_history(store: si.Store, repeat: int, baseline_runs: int) -> None:
     print(f"  baseline, one JobSnapshot per attempt: {naive:.3f} s for {n} runs "
           f"(measured on {len(ids)}, scaled)")  # fmt: skip
     print(f"  ratio baseline / history: {naive / med:.1f}×")
+    cat = statistics.median(cat_t)
+    print(f"  floor, the catalog read alone (store.attempts): median {cat:.3f} s; "
+          f"history / catalog read: {med / cat:.1f}×")  # fmt: skip
 
 
 def bench_compare(store: si.Store, repeat: int) -> None:

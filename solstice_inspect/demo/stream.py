@@ -41,6 +41,7 @@ def simulate(
     splits_per_second: float = 4.0,
     faults: bool = True,
     seed: int = 7,
+    capacity: dict[str, float] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield envelopes of one simulated job attempt in time order.
 
@@ -50,6 +51,10 @@ def simulate(
         Override every stage's parallelism (benchmarks use it for many workers).
     faults
         One enrich worker fails half way (and is replaced), parse raises on bad JSON.
+    capacity
+        Records per second one worker of a stage can process, for the stages given
+        (default :data:`CAPACITY`): ``{"parse": 300}`` slows parse down, as a regression
+        would.
 
     Examples
     --------
@@ -57,6 +62,12 @@ def simulate(
     >>> msgs[0]["message_type"], msgs[-1]["message_type"]
     ('job_started', 'job_completed')
     """
+    unknown = sorted(set(capacity or {}) - set(CAPACITY))
+    if unknown:
+        raise ValueError(
+            f"no stage {unknown[0]!r} to set a capacity for; stages: {', '.join(CAPACITY)}"
+        )
+    cap = {**CAPACITY, **(capacity or {})}
     rnd = random.Random(seed)
     seqs: dict[str, int] = {}
 
@@ -122,7 +133,7 @@ def simulate(
             if s == "source":
                 budget = SOURCE_RATE * step * (0.5 if throttled else 1.0) if k <= ticks else 0
             else:
-                budget = min(pending[s], CAPACITY[s] * step * len(alive))
+                budget = min(pending[s], cap[s] * step * len(alive))
             for i, w in enumerate(alive):
                 share = budget / len(alive) * rnd.uniform(0.9, 1.1)
                 got = int(min(share, budget)) if i < len(alive) - 1 else int(budget)
