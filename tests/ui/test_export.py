@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 import nbformat
 import pytest
-from lab import KERNEL_READY, run_all, write_notebook
+from lab import KERNEL_READY, run_all, wait_until, write_notebook
 from nbclient import NotebookClient
 
 import solstice_inspect as si
@@ -233,3 +233,40 @@ def test_rerunning_a_monitor_cell_does_not_pile_up_widget_state(
     # no replaced dashboard is left: one of each of our views, as after one run
     for view in ("views.HeaderView", "views.ChartsView", "CytoscapeModel"):
         assert models["tenfold"][view] == models["once"][view] == 1, (view, models)
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "quickstart.ipynb"
+
+
+def test_the_quickstart_exported_offline_shows_its_dashboards(
+    tmp_path, page, artifacts, monkeypatch
+):
+    """notebooks/quickstart.ipynb as a user runs and exports it (its live job played by
+    the simulation: Ray's demo would outlive the run), opened with no network: both its
+    dashboards — the live job's and the archived one's — are drawn from the saved state."""
+    monkeypatch.setenv("SOLSTICE_QUICKSTART_SIMULATE", "1")  # the kernel inherits it
+    nb = tmp_path / "quickstart.ipynb"
+    nb.write_text(QUICKSTART.read_text())
+    _execute(nb)
+    html = _export(nb, "--template", "solstice_inspect")
+    attempted = _open_offline(page, html)
+
+    monitors = page.locator(".si-monitor")
+    wait_until(lambda: monitors.count() == 2, timeout_s=60, what="both dashboards")
+    heads = [monitors.nth(i).locator(".si-header") for i in range(2)]
+    for head in heads:
+        head.wait_for(timeout=60_000)
+    jobs = [h.locator(".si-job").text_content() for h in heads]
+    assert jobs == ["quickstart_live", "quickstart_archived"]
+    assert heads[1].locator(".si-badge").text_content() == "COMPLETED"
+    archived = monitors.nth(1)
+    archived.locator(".si-charts svg g.mark-line path").first.wait_for(
+        state="attached", timeout=60_000
+    )
+    legend = " ".join(archived.locator(".si-charts svg .role-legend text").all_text_contents())
+    for stage in ("source", "parse", "filter", "enrich", "sink"):
+        assert stage in legend
+    archived.locator(".custom-widget canvas").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(artifacts / "export_quickstart_offline.png"), full_page=True)
+    assert [u for u in attempted if urlparse(u).scheme not in LOCAL] == []
+    assert page.dialogs == []

@@ -5,6 +5,7 @@ whose figures are the archive's."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 
 import pandas as pd
@@ -32,7 +33,10 @@ def write_archive(base, job_id, attempt_id, items):
         await db.flush()
         await db.shutdown()
 
-    asyncio.run(put())
+    # in a thread of its own: a session that drove a browser (Playwright's sync API) has an
+    # event loop running in the main thread, where asyncio.run() refuses to start
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, put()).result()
     return path
 
 
@@ -394,3 +398,13 @@ def test_iso_times_without_a_zone_are_utc(monkeypatch):
         monkeypatch.undo()
         time.tzset()
     assert env["timestamp"] == T0 + 5
+
+
+def test_it_imports_from_inside_a_running_event_loop(tmp_path, archive):
+    # a notebook's kernel runs an event loop: the SlateDB reads go to a thread of their own
+    async def in_a_notebook():
+        return si.import_solstice(archive, store=tmp_path / "store")
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # (see write_archive)
+        result = pool.submit(asyncio.run, in_a_notebook()).result()
+    assert list(result["status"]) == ["COMPLETED"]
