@@ -78,3 +78,17 @@ def metrics(
         },
         seq=seq,
     )
+
+
+@pytest.fixture(scope="module")
+def advice_in_the_kernel_thread():
+    """For tests that count what each action of a monitor sends: the run's advice
+    (regressions), which a monitor in use computes in a background thread, is computed
+    while the monitor is built, so that it never lands inside a measured action."""
+    from solstice_inspect.widgets.monitor import JobMonitor
+
+    patch = pytest.MonkeyPatch()
+    original = JobMonitor.refresh_advice
+    patch.setattr(JobMonitor, "refresh_advice", lambda self, wait=False: original(self, wait=True))
+    yield
+    patch.undo()

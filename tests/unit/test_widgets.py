@@ -16,19 +16,8 @@ from widget_jobs import XSS, LiveFeed, archived_job, big_job
 import solstice_inspect as si
 from solstice_inspect.widgets.monitor import JobMonitor
 
-
-@pytest.fixture(autouse=True, scope="module")
-def advice_in_the_kernel_thread():
-    """These tests count what each action sends: the run's advice (regressions and
-    recommendations), which a monitor in use computes in a thread, is computed while the
-    monitor is built here, so that it never lands inside a measured action."""
-    from solstice_inspect.widgets.monitor import JobMonitor
-
-    patch = pytest.MonkeyPatch()
-    original = JobMonitor.refresh_advice
-    patch.setattr(JobMonitor, "refresh_advice", lambda self, wait=False: original(self, wait=True))
-    yield
-    patch.undo()
+#: these tests count what each action sends (see tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("advice_in_the_kernel_thread")
 
 
 @pytest.fixture
