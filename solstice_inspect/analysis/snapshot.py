@@ -84,7 +84,8 @@ WORKER_COLUMNS = [
 _STOPPED = ("STOPPED", "FAILED", "KILLED")
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_seconds(value: Any) -> float | None:
+    """A catalog time (timestamp, datetime, None or NaT) as epoch seconds, or None."""
     if value is None:
         return None
     try:
@@ -419,8 +420,8 @@ class JobSnapshot:
         """The header's figures (a small dict; see ``docs/widget-protocol.md``)."""
         cat = self.catalog
         status = self.status
-        start = _epoch(cat.get("start_time"))
-        end = _epoch(cat.get("end_time"))
+        start = epoch_seconds(cat.get("start_time"))
+        end = epoch_seconds(cat.get("end_time"))
         if status == "RUNNING" and start is not None:
             elapsed = now - start
         elif start is not None and end is not None:
@@ -429,7 +430,7 @@ class JobSnapshot:
             elapsed = finite(cat.get("duration_s"))
         reason = ""
         if status == "LOST":
-            hb = _epoch(cat.get("heartbeat"))
+            hb = epoch_seconds(cat.get("heartbeat"))
             every = finite(cat.get("heartbeat_interval_s"))
             reason = (
                 f"no heartbeat for {now - hb:.0f} s"

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as _pc
 
+from solstice_inspect.analysis.snapshot import epoch_seconds
 from solstice_inspect.analysis.stages import ExactSum, finite
 
 #: pyarrow.compute's functions are generated at import time: no static types to check
@@ -224,7 +225,7 @@ def elapsed_s(catalog: dict[str, Any], status: str, *, now: float) -> float | No
     >>> elapsed_s(row, "COMPLETED", now=0.0)
     90.0
     """
-    start, end = _epoch(catalog.get("start_time")), _epoch(catalog.get("end_time"))
+    start, end = epoch_seconds(catalog.get("start_time")), epoch_seconds(catalog.get("end_time"))
     if status == "RUNNING" and start is not None:
         elapsed = now - start
     elif start is not None and end is not None:
@@ -232,13 +233,3 @@ def elapsed_s(catalog: dict[str, Any], status: str, *, now: float) -> float | No
     else:
         elapsed = finite(catalog.get("duration_s"))
     return None if elapsed is None else round(elapsed, 1)
-
-
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    return None if pd.isna(ts) else float(cast(pd.Timestamp, ts).timestamp())

@@ -26,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 import solstice_inspect as si
 from solstice_inspect.cli import main as cli
@@ -144,14 +145,6 @@ def produce(
 
 
 # ---------------------------------------------------------------------- helpers
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def status_of(store, job_id: str) -> str | None:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import ray
+from waiting import wait_until as wait_for
 
 import solstice_inspect as si
 from solstice_inspect.ray_tools import WorkerGone
@@ -42,16 +43,6 @@ def make_worker_class():
 
     # two threads: stop() runs while a loop still burns
     return ray.remote(num_cpus=0, max_concurrency=2)(SpinWorker)
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_live_workers_profile_is_stored_and_outlives_it(ray_cluster, tmp_path):

@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+from waiting import wait_until
 
 import solstice_inspect as si
 from solstice_inspect.cli import main as cli
@@ -204,16 +205,6 @@ def test_a_silent_running_job_is_closed_and_resumed_by_its_next_message(store, t
         if table != "stage_metrics":
             assert table_rows(store, job_id, table) == table_rows(baseline, job_id, table), table
     assert store.job(job_id).catalog_row()["status"] == "COMPLETED"
-
-
-def wait_until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _driver_run(

@@ -10,6 +10,7 @@ import uuid
 
 import pandas as pd
 import pytest
+from waiting import wait_until as _wait
 
 import solstice_inspect as si
 from solstice_inspect.recorder.actor import RecorderActor
@@ -41,16 +42,6 @@ def _job_id() -> str:
 
 def _tel(sink, *, stage="enrich", worker="enrich_w0_aaaaaa", **options) -> Telemetry:
     return Telemetry(_job_id(), sink, stage_id=stage, worker_id=worker, **options)
-
-
-def _wait(condition, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_rule_is_mean_plus_four_sigma_of_at_least_ten_finished_splits():
